@@ -1,0 +1,59 @@
+"""What one trial does: data, neurons, surrogates, backprop methods, the conv-SNN, training.
+
+Every pluggable family is one registry (a dict keyed by the names used in configs,
+``--help``, Optuna's categorical choices and error messages).
+"""
+
+from ._config import ConfigError, DatasetConfig, ModelConfig, TrainingConfig, TrialConfig, apply_overrides
+from ._data import DATASETS, Data, Split, load
+from ._encodings import ENCODINGS
+from ._losses import LOSSES
+from ._model import ConvSNN, count_parameters, detach_state, make_neuron
+from ._neurons import NEURONS, RESET_MECHANISMS
+from ._optimizers import OPTIMIZERS
+from ._surrogates import SURROGATES
+from ._train import (
+    BACKPROPS,
+    ENGINES,
+    EpochMetrics,
+    TrainingDiverged,
+    TrainResult,
+    build_model,
+    evaluate,
+    resolve_device,
+    train,
+    train_batch,
+)
+
+__all__ = [
+    "BACKPROPS",
+    "ConfigError",
+    "ConvSNN",
+    "DATASETS",
+    "Data",
+    "DatasetConfig",
+    "ENCODINGS",
+    "ENGINES",
+    "EpochMetrics",
+    "LOSSES",
+    "ModelConfig",
+    "NEURONS",
+    "OPTIMIZERS",
+    "RESET_MECHANISMS",
+    "SURROGATES",
+    "Split",
+    "TrainResult",
+    "TrainingConfig",
+    "TrainingDiverged",
+    "TrialConfig",
+    "apply_overrides",
+    "build_model",
+    "count_parameters",
+    "detach_state",
+    "evaluate",
+    "load",
+    "make_neuron",
+    "resolve_device",
+    "train",
+    "train_batch",
+]

@@ -1,0 +1,295 @@
+"""`TrialConfig`: the one frozen object that describes one training run.
+
+A YAML file, a study's sampled parameters and ``snn-study best`` all end here:
+``TrialConfig.from_dict`` checks every field once (unknown names, types, registry
+keys, ranges, cross-field rules) and raises :class:`ConfigError` with one line
+that names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import abc
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+from ._neurons import NEURONS, RESET_MECHANISMS
+from ._surrogates import SURROGATES
+
+DATA_ENV = "SNN_STUDY_DATA"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message is one line: field, value, what is allowed."""
+
+    def __init__(self, field_path: str, value: Any, allowed: str):
+        self.field = field_path
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{field_path}: got {value!r}; {allowed}")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Which images, where they live and how the training set is split."""
+
+    name: str = "mnist"
+    #: folder holding ``MNIST/raw`` etc.; ``None`` means ``$SNN_STUDY_DATA`` or ``data/``
+    root: str | None = None
+    #: images carved from the training set (seeded) for validation: selection and pruning use these
+    val_size: int = 5000
+    #: cap on training images (after the validation split), for quick runs
+    train_subset: int | None = None
+    #: cap on test images (the test set only reports, it never selects)
+    test_subset: int | None = None
+    download: bool = True
+
+    @property
+    def resolved_root(self) -> str:
+        """The data folder actually used."""
+        return self.root or os.environ.get(DATA_ENV) or "data/"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The conv-SNN: neuron model, surrogate gradient, encoding and shape."""
+
+    neuron: str = "leaky"
+    surrogate: str = "fast_sigmoid"
+    #: surrogate shape parameters over the registry defaults, e.g. ``{slope: 25}``
+    surrogate_args: Mapping[str, float] = field(default_factory=dict)
+    beta: float = 0.5
+    #: synaptic decay, used by the alpha and synaptic neurons
+    alpha: float = 0.9
+    threshold: float = 1.0
+    #: ``subtract``, ``zero`` or ``none``; ``None`` means the neuron's own default
+    reset_mechanism: str | None = None
+    num_steps: int = 25
+    encoding: str = "direct"
+    channels: tuple[int, ...] = (12, 64)
+    kernel_size: int = 5
+
+    @property
+    def resolved_surrogate_args(self) -> dict[str, float]:
+        """The surrogate's shape parameters with registry defaults filled in."""
+        return {**SURROGATES[self.surrogate].params, **self.surrogate_args}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How the network is trained: backprop method, optimizer, loss, stopping, device."""
+
+    backprop: str = "bptt"
+    #: time steps per truncated window (``tbptt`` only)
+    tbptt_window: int = 5
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamax"
+    lr: float = 0.01
+    loss: str = "ce_rate"
+    #: stop after this many epochs without a better validation accuracy
+    early_stopping_patience: int = 10
+    #: ``auto`` (CUDA when there is one), ``cpu``, ``cuda``, ``cuda:N``
+    device: str = "auto"
+    seed: int = 0
+    #: ``fast`` (layer by layer over time) or ``snntorch`` (snntorch's classes, step by step)
+    engine: str = "fast"
+
+
+SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one training run needs. Build it with :meth:`from_dict` (validated)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "TrialConfig":
+        """Build and validate a config from nested dicts (a parsed YAML file); missing fields take defaults."""
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise ConfigError("config", data, "expected a mapping with sections dataset, model, training")
+        unknown = sorted(set(data) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]], f"unknown section; allowed: {', '.join(SECTIONS)}")
+        sections = {name: _build_section(name, kind, data.get(name)) for name, kind in SECTIONS.items()}
+        config = cls(**sections)
+        _check(config)
+        return config
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dicts (lists, not tuples), ready for YAML or JSON."""
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+
+    def resolved(self) -> "TrialConfig":
+        """The same run with every default spelled out: data folder, surrogate parameters, reset mechanism."""
+        from ._neurons import NEURONS
+
+        m = self.model
+        return dataclasses.replace(
+            self,
+            dataset=dataclasses.replace(self.dataset, root=self.dataset.resolved_root),
+            model=dataclasses.replace(
+                m,
+                surrogate_args=m.resolved_surrogate_args,
+                reset_mechanism=m.reset_mechanism or NEURONS[m.neuron].default_reset,
+            ),
+        )
+
+    def replace(self, **overrides: Any) -> "TrialConfig":
+        """A validated copy with ``{"section.field": value}`` overrides."""
+        return self.from_dict(apply_overrides(self.to_dict(), overrides))
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested-dict copy of ``data`` with dotted-path ``overrides`` set (``model.neuron`` -> ``data["model"]["neuron"]``)."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    for path, value in overrides.items():
+        parts = path.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(path, value, f"{part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build_section(name: str, kind: type, data: Any):
+    if data is None:
+        return kind()
+    if not isinstance(data, Mapping):
+        raise ConfigError(name, data, "expected a mapping of fields")
+    hints = get_type_hints(kind)
+    names = [f.name for f in fields(kind)]
+    values = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{name}.{key}", value, f"unknown field; allowed: {', '.join(names)}")
+        values[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return kind(**values)
+
+
+def _coerce(path: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the annotation; ints are accepted where floats are expected."""
+    args = get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    origin = get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(path, value, "expected true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(path, value, "expected an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(path, value, "expected a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(path, value, "expected a string")
+    if origin is tuple:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise ConfigError(path, value, "expected a list of integers")
+    if origin in (abc.Mapping, dict):
+        if isinstance(value, Mapping) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            return {str(k): float(v) for k, v in value.items()}
+        raise ConfigError(path, value, "expected a mapping of names to numbers")
+    raise TypeError(f"no coercion for {hint!r}")  # a bug in this module, not in the user's config
+
+
+def _choices(path: str, value: str, registry: Mapping[str, Any]) -> None:
+    if value not in registry:
+        raise ConfigError(path, value, f"allowed: {', '.join(registry)}")
+
+
+def _at_least(path: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        raise ConfigError(path, value, f"must be >= {low}")
+
+
+def _check(cfg: TrialConfig) -> None:
+    # imported here: these registries import torch-heavy modules that import this one
+    from ._data import DATASETS
+    from ._encodings import ENCODINGS
+    from ._losses import LOSSES
+    from ._optimizers import OPTIMIZERS
+    from ._train import BACKPROPS, ENGINES
+
+    d, m, t = cfg.dataset, cfg.model, cfg.training
+    _choices("dataset.name", d.name, DATASETS)
+    _at_least("dataset.val_size", d.val_size, 1)
+    _at_least("dataset.train_subset", d.train_subset, 1)
+    _at_least("dataset.test_subset", d.test_subset, 1)
+
+    _choices("model.neuron", m.neuron, NEURONS)
+    _choices("model.surrogate", m.surrogate, SURROGATES)
+    allowed_args = SURROGATES[m.surrogate].params
+    for key, value in m.surrogate_args.items():
+        if key not in allowed_args:
+            raise ConfigError(
+                f"model.surrogate_args.{key}",
+                value,
+                f"not a parameter of surrogate {m.surrogate!r}; allowed: {', '.join(allowed_args) or 'none'}",
+            )
+    if not 0 <= m.beta <= 1:
+        raise ConfigError("model.beta", m.beta, "must be within [0, 1]")
+    if not 0 <= m.alpha <= 1:
+        raise ConfigError("model.alpha", m.alpha, "must be within [0, 1]")
+    if m.threshold <= 0:
+        raise ConfigError("model.threshold", m.threshold, "must be > 0")
+    problem = NEURONS[m.neuron].check(alpha=m.alpha, beta=m.beta)
+    if problem:
+        name, why = problem
+        raise ConfigError(f"model.{name}", getattr(m, name), why)
+    if m.reset_mechanism is not None and m.reset_mechanism not in RESET_MECHANISMS:
+        raise ConfigError("model.reset_mechanism", m.reset_mechanism, f"allowed: {', '.join(RESET_MECHANISMS)} or null")
+    _at_least("model.num_steps", m.num_steps, 1)
+    _choices("model.encoding", m.encoding, ENCODINGS)
+    if not m.channels:
+        raise ConfigError("model.channels", list(m.channels), "expected at least one conv block")
+    for c in m.channels:
+        _at_least("model.channels", c, 1)
+    _at_least("model.kernel_size", m.kernel_size, 1)
+
+    _choices("training.backprop", t.backprop, BACKPROPS)
+    _at_least("training.tbptt_window", t.tbptt_window, 1)
+    if t.backprop == "tbptt" and t.tbptt_window > m.num_steps:
+        raise ConfigError(
+            "training.tbptt_window", t.tbptt_window, f"must be <= model.num_steps ({m.num_steps})"
+        )
+    _at_least("training.epochs", t.epochs, 1)
+    _at_least("training.batch_size", t.batch_size, 1)
+    _choices("training.optimizer", t.optimizer, OPTIMIZERS)
+    if not t.lr > 0:
+        raise ConfigError("training.lr", t.lr, "must be > 0")
+    _choices("training.loss", t.loss, LOSSES)
+    _at_least("training.early_stopping_patience", t.early_stopping_patience, 1)
+    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
+        raise ConfigError("training.device", t.device, "allowed: auto, cpu, cuda, cuda:N")
+    _choices("training.engine", t.engine, ENGINES)

@@ -1,0 +1,42 @@
+"""Losses over the output layer's spikes or membrane (``snntorch.functional``), with the
+prediction rule that goes with each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import snntorch.functional as SF
+import torch
+
+
+@dataclass(frozen=True)
+class Loss:
+    """``make()`` builds the snntorch criterion; ``on`` says whether it reads the output
+    ``spikes`` or ``mem`` (``[T, B, classes]``); ``predict`` turns those into class indices."""
+
+    name: str
+    make: Callable[[], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+    on: str
+    predict: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _most_spikes(spk: torch.Tensor) -> torch.Tensor:
+    return spk.sum(0).argmax(1)
+
+
+def _highest_membrane(mem: torch.Tensor) -> torch.Tensor:
+    return mem.max(0).values.argmax(1)
+
+
+LOSSES: dict[str, Loss] = {
+    # cross-entropy at every step, averaged over time (the seed's "CrossEntropyRate")
+    "ce_rate": Loss("ce_rate", SF.ce_rate_loss, "spikes", _most_spikes),
+    # cross-entropy of the spike counts
+    "ce_count": Loss("ce_count", SF.ce_count_loss, "spikes", _most_spikes),
+    # spike counts regressed to 80 % of the steps for the right class, 20 % for the others
+    # (snntorch's tutorial values; its default 100 %/0 % leaves no margin)
+    "mse_count": Loss("mse_count", lambda: SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), "spikes", _most_spikes),
+    # cross-entropy of each output neuron's highest membrane potential
+    "ce_max_membrane": Loss("ce_max_membrane", SF.ce_max_membrane_loss, "mem", _highest_membrane),
+}

@@ -1,0 +1,64 @@
+"""Lapicque's RC neuron, forward-Euler: ``U[t+1] = I R dt/(RC) + (1 - dt/(RC)) U[t] - R S[t] U_thr``
+(snntorch.Lapicque given ``beta``: ``R = 1``, ``C = dt / log(1/beta)``, ``dt = 1``).
+
+Unlike Leaky, the decay per step is ``1 - log(1/beta)``, not ``beta``: below
+``beta = 1/e`` it turns negative and the membrane oscillates in sign, so the
+config requires ``beta > 1/e`` for this neuron.
+"""
+
+from __future__ import annotations
+
+import math
+
+import snntorch as snn
+import torch
+
+from ._base import Neuron, State
+
+
+class Lapicque(Neuron):
+    """Lapicque (RC circuit) integrate-and-fire neuron."""
+
+    state_names = ("mem",)
+    params = ("beta",)
+
+    def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
+        super().__init__(spike_fn, threshold, reset_mechanism)
+        problem = self.check(beta=beta)
+        if problem:
+            raise ValueError(problem[1])
+        beta_t = torch.as_tensor(float(beta))
+        self.register_buffer("beta", beta_t)
+        self.register_buffer("R", torch.as_tensor(1.0))
+        self.register_buffer("time_step", torch.as_tensor(1.0))
+        self.register_buffer("C", self.time_step / (self.R * torch.log(1 / beta_t)))
+
+    @classmethod
+    def check(cls, beta: float = 0.5, **_) -> tuple[str, str] | None:
+        if not 1 / math.e < beta < 1:
+            return "beta", "the lapicque neuron needs 1/e < beta < 1 (its decay per step is 1 - log(1/beta))"
+        return None
+
+    def _integrate(self, x, mem):
+        rc = self.R * self.C
+        return x * self.R * (1 / rc) * self.time_step + (1 - self.time_step / rc) * mem
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (mem,) = state
+        reset = self.previous_spike(mem)
+        mem = self._integrate(x, mem)
+        if self.reset_mechanism == "subtract":
+            mem = mem - reset * self.threshold
+        elif self.reset_mechanism == "zero":
+            mem = mem - reset * mem
+        return self.fire(mem), (mem,)
+
+    def _snntorch(self, init_hidden, output):
+        return snn.Lapicque(
+            beta=float(self.beta),
+            threshold=float(self.threshold),
+            spike_grad=self.spike_fn,
+            reset_mechanism=self.reset_mechanism,
+            init_hidden=init_hidden,
+            output=output,
+        )

@@ -1,0 +1,41 @@
+"""Leaky integrate-and-fire: ``U[t+1] = beta U[t] + I[t+1] - R S[t] U_thr`` (snntorch.Leaky)."""
+
+from __future__ import annotations
+
+import snntorch as snn
+import torch
+
+from ._base import Neuron, State
+
+
+class Leaky(Neuron):
+    """First-order leaky integrate-and-fire neuron."""
+
+    state_names = ("mem",)
+    params = ("beta",)
+
+    def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
+        super().__init__(spike_fn, threshold, reset_mechanism)
+        self.register_buffer("beta", torch.as_tensor(float(beta)))
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (mem,) = state
+        reset = self.previous_spike(mem)
+        beta = self.beta.clamp(0, 1)
+        if self.reset_mechanism == "subtract":
+            mem = beta * mem + x - reset * self.threshold
+        elif self.reset_mechanism == "zero":
+            mem = beta * ((1 - reset) * mem) + x
+        else:
+            mem = beta * mem + x
+        return self.fire(mem), (mem,)
+
+    def _snntorch(self, init_hidden, output):
+        return snn.Leaky(
+            beta=float(self.beta),
+            threshold=float(self.threshold),
+            spike_grad=self.spike_fn,
+            reset_mechanism=self.reset_mechanism,
+            init_hidden=init_hidden,
+            output=output,
+        )

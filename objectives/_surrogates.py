@@ -1,0 +1,205 @@
+"""Surrogate gradients: a Heaviside step forward, a smooth function's derivative backward.
+
+Every entry of :data:`SURROGATES` is a factory (``fast_sigmoid(slope=25)``) like
+``snntorch.surrogate``, plus the smooth function (``primitive``) whose derivative
+the backward pass is, so that a contract test can check one against the other by
+finite differences. The input ``x`` is always ``U - U_thr``: the membrane
+potential shifted by the threshold, as snntorch's neurons pass it.
+
+Where snntorch 1.0's implementation does not compute what its docstring names,
+the entry here is the corrected one (``snntorch_bug`` says what differs) and
+``tests/test_surrogates.py`` shows the difference:
+
+- ``sigmoid``: snntorch evaluates ``k exp(-kx) / (exp(-kx) + 1)^2``, which is
+  ``inf / inf = NaN`` for ``x < -88/k`` (``x < -3.5`` at the default slope);
+  here it is ``k s (1 - s)`` with ``s = sigmoid(kx)``, finite everywhere.
+- ``triangular``: snntorch returns ``+thr`` below and ``-thr`` above the threshold,
+  a constant whose sign is wrong for every spiking neuron; here it is the
+  triangle ``a max(0, 1 - a|x|)``, the derivative of a piecewise quadratic.
+- ``spike_rate_escape``: snntorch centres ``k exp(-b|x - 1|)`` one unit *above*
+  the threshold (it subtracts the threshold twice); here it peaks at the threshold.
+- ``sparse_fast_sigmoid``: snntorch passes gradient only where ``x > B``, i.e.
+  for neurons already ``B`` above threshold, where the fast-sigmoid derivative is
+  below ``1/(1+kB)^2``; here, as in Perez-Nieves & Goodman (2021), the gradient
+  is kept for membranes above ``U_thr - B`` and dropped for neurons far below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside step forward; ``derivative(x)`` times the incoming gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x, derivative):
+        ctx.save_for_backward(x)
+        ctx.derivative = derivative
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.derivative(x), None
+
+
+def _spike_fn(derivative: Callable[[torch.Tensor], torch.Tensor]) -> SpikeFn:
+    def spike(x: torch.Tensor) -> torch.Tensor:
+        return _Spike.apply(x, derivative)
+
+    return spike
+
+
+def atan(alpha: float = 2.0) -> SpikeFn:
+    """Arc-tangent: ``S ~ arctan(pi alpha x / 2) / pi``, ``dS/dx = (alpha/2) / (1 + (pi alpha x / 2)^2)``."""
+    return _spike_fn(lambda x: alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2))
+
+
+def _atan_primitive(x, alpha=2.0):
+    return torch.atan(math.pi / 2 * alpha * x) / math.pi + 0.5
+
+
+def fast_sigmoid(slope: float = 25.0) -> SpikeFn:
+    """Fast sigmoid (SuperSpike): ``S ~ x / (1 + k|x|)``, ``dS/dx = 1 / (1 + k|x|)^2``."""
+    return _spike_fn(lambda x: 1.0 / (slope * torch.abs(x) + 1.0) ** 2)
+
+
+def _fast_sigmoid_primitive(x, slope=25.0):
+    return x / (1 + slope * torch.abs(x))
+
+
+def sigmoid(slope: float = 25.0) -> SpikeFn:
+    """Logistic sigmoid: ``S ~ 1 / (1 + exp(-kx))``, ``dS/dx = k s (1 - s)``."""
+
+    def derivative(x):
+        s = torch.sigmoid(slope * x)
+        return slope * s * (1 - s)
+
+    return _spike_fn(derivative)
+
+
+def _sigmoid_primitive(x, slope=25.0):
+    return torch.sigmoid(slope * x)
+
+
+def sparse_fast_sigmoid(slope: float = 25.0, B: float = 1.0) -> SpikeFn:
+    """Sparse fast sigmoid: the fast-sigmoid derivative where ``x > -B`` (membrane above
+    ``U_thr - B``), zero for neurons further below threshold."""
+    return _spike_fn(lambda x: (x > -B).to(x.dtype) / (slope * torch.abs(x) + 1.0) ** 2)
+
+
+def _sparse_fast_sigmoid_primitive(x, slope=25.0, B=1.0):
+    return _fast_sigmoid_primitive(torch.clamp(x, min=-B), slope)
+
+
+def spike_rate_escape(beta: float = 1.0, slope: float = 25.0) -> SpikeFn:
+    """Escape noise (Gerstner & Kistler): ``dS/dx = k exp(-beta |x|)``, peaking at the threshold."""
+    return _spike_fn(lambda x: slope * torch.exp(-beta * torch.abs(x)))
+
+
+def _spike_rate_escape_primitive(x, beta=1.0, slope=25.0):
+    below = slope / beta * torch.exp(beta * torch.clamp(x, max=0))
+    above = slope / beta * (2 - torch.exp(-beta * torch.clamp(x, min=0)))
+    return torch.where(x < 0, below, above)
+
+
+def stochastic_spike_operator(mean: float = 0.0, variance: float = 0.2) -> SpikeFn:
+    """Stochastic spike operator: ``dS/dx = 1`` above threshold, uniform noise
+    ``(U[-0.5, 0.5) + mean) * variance`` below (no smooth primitive: it is random)."""
+
+    def derivative(x):
+        above = (x > 0).to(x.dtype)
+        noise = (torch.rand_like(x) - 0.5 + mean) * variance
+        return above + (1 - above) * noise
+
+    return _spike_fn(derivative)
+
+
+def straight_through_estimator() -> SpikeFn:
+    """Straight-through estimator: ``S ~ x``, ``dS/dx = 1`` everywhere."""
+    return _spike_fn(torch.ones_like)
+
+
+def _identity_primitive(x):
+    return x.clone()
+
+
+def triangular(alpha: float = 1.0) -> SpikeFn:
+    """Triangle of half-width ``1/alpha`` and area 1: ``dS/dx = alpha max(0, 1 - alpha|x|)``,
+    the derivative of a piecewise quadratic (SpikingJelly's PiecewiseQuadratic)."""
+    return _spike_fn(lambda x: alpha * torch.clamp(1 - alpha * torch.abs(x), min=0))
+
+
+def _triangular_primitive(x, alpha=1.0):
+    inside = 0.5 + alpha * x - alpha**2 * x * torch.abs(x) / 2
+    return torch.where(
+        x <= -1 / alpha, torch.zeros_like(x), torch.where(x >= 1 / alpha, torch.ones_like(x), inside)
+    )
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """One registry entry: the factory, its shape parameters and the smooth function it differentiates."""
+
+    name: str
+    factory: Callable[..., SpikeFn]
+    params: Mapping[str, float]
+    primitive: Callable[..., torch.Tensor] | None
+    kinks: tuple[Callable[..., float], ...] = field(default=())
+    snntorch_bug: str | None = None
+
+    def make(self, **params: float) -> SpikeFn:
+        """A spike function with ``params`` over the defaults (unknown names raise ``ValueError``)."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise ValueError(
+                f"surrogate {self.name!r} has no parameter {unknown[0]!r}; allowed: {', '.join(self.params) or 'none'}"
+            )
+        return self.factory(**{**self.params, **params})
+
+
+SURROGATES: dict[str, Surrogate] = {
+    s.name: s
+    for s in (
+        Surrogate("atan", atan, {"alpha": 2.0}, _atan_primitive),
+        Surrogate("fast_sigmoid", fast_sigmoid, {"slope": 25.0}, _fast_sigmoid_primitive),
+        Surrogate(
+            "sigmoid",
+            sigmoid,
+            {"slope": 25.0},
+            _sigmoid_primitive,
+            snntorch_bug="NaN gradient for x < -88/slope (exp overflow)",
+        ),
+        Surrogate(
+            "sparse_fast_sigmoid",
+            sparse_fast_sigmoid,
+            {"slope": 25.0, "B": 1.0},
+            _sparse_fast_sigmoid_primitive,
+            kinks=(lambda slope, B: -B,),
+            snntorch_bug="gradient only where U - U_thr > B, i.e. never between threshold and threshold + B",
+        ),
+        Surrogate(
+            "spike_rate_escape",
+            spike_rate_escape,
+            {"beta": 1.0, "slope": 25.0},
+            _spike_rate_escape_primitive,
+            snntorch_bug="gradient peaks at U_thr + 1, not at the threshold",
+        ),
+        Surrogate("stochastic_spike_operator", stochastic_spike_operator, {"mean": 0.0, "variance": 0.2}, None),
+        Surrogate("straight_through_estimator", straight_through_estimator, {}, _identity_primitive),
+        Surrogate(
+            "triangular",
+            triangular,
+            {"alpha": 1.0},
+            _triangular_primitive,
+            snntorch_bug="constant +thr below and -thr above threshold: wrong sign and not a triangle",
+        ),
+    )
+}

@@ -1,0 +1,219 @@
+"""The training loop: epochs of batches, validation after each, early stopping, test at the end.
+
+The three backprop methods are one mechanism with different window lengths, as
+snntorch defines them: ``snntorch.backprop.BPTT`` is ``TBPTT`` with ``K = num_steps``
+and ``RTRL`` is ``TBPTT`` with ``K = 1``. Each window runs forward from the
+previous window's (detached) state, takes the loss over the window's outputs,
+and makes one optimizer step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ._config import TrialConfig
+from ._data import Data, Split, load
+from ._encodings import ENCODINGS
+from ._losses import LOSSES
+from ._model import ConvSNN, count_parameters, detach_state
+from ._optimizers import OPTIMIZERS
+
+#: backprop method -> time steps per optimizer step, given the config
+BACKPROPS: dict[str, Callable[[TrialConfig], int]] = {
+    "bptt": lambda cfg: cfg.model.num_steps,
+    "tbptt": lambda cfg: cfg.training.tbptt_window,
+    "rtrl": lambda cfg: 1,
+}
+
+ENGINES = ("fast", "snntorch")
+
+EVAL_BATCH = 1000
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, loss: float):
+        self.epoch = epoch
+        self.loss = loss
+        super().__init__(f"training diverged: loss {loss} at epoch {epoch} (try a lower training.lr)")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_acc: float
+    spike_rates: tuple[float, ...]
+    seconds: float
+    train_samples_per_s: float
+
+
+@dataclass
+class TrainResult:
+    """The outcome of one run: best validation accuracy, test accuracy of those weights, history."""
+
+    val_acc: float
+    best_epoch: int
+    test_acc: float
+    epochs: int
+    seconds: float
+    train_samples_per_s: float
+    spike_rates: tuple[float, ...]
+    n_params: int
+    history: list[EpochMetrics] = field(default_factory=list)
+    stopped_early: bool = False
+    state_dict: dict[str, torch.Tensor] | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg: TrialConfig, data: Data | None = None) -> ConvSNN:
+    """The conv-SNN for ``cfg`` (input shape and classes from ``data``, MNIST's by default)."""
+    shape = data.input_shape if data is not None else (1, 28, 28)
+    classes = data.num_classes if data is not None else 10
+    return ConvSNN(cfg.model, shape, classes, engine=cfg.training.engine)
+
+
+def train_batch(model: ConvSNN, x: torch.Tensor, y: torch.Tensor, optimizer, cfg: TrialConfig):
+    """Train on one batch with the config's backprop method.
+
+    Returns the mean loss over windows, the output spikes and membrane over all
+    steps (detached, for accuracy) and the layers' spike rates, all as tensors so
+    that nothing waits for the device here.
+    """
+    num_steps = cfg.model.num_steps
+    window = BACKPROPS[cfg.training.backprop](cfg)
+    encoding = ENCODINGS[cfg.model.encoding]
+    loss_spec = LOSSES[cfg.training.loss]
+    criterion = loss_spec.make()
+    inputs = encoding.encode(x, num_steps)
+
+    state, losses, spikes, mems, rates = None, [], [], [], []
+    for start in range(0, num_steps, window):
+        steps = min(window, num_steps - start)
+        chunk = inputs if encoding.static else inputs[start : start + steps]
+        out = model(chunk, steps, state, static=encoding.static)
+        loss = criterion(out.spikes if loss_spec.on == "spikes" else out.mem, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state = detach_state(out.state)
+        losses.append(loss.detach().reshape(()))
+        spikes.append(out.spikes.detach())
+        mems.append(out.mem.detach())
+        rates.append(torch.stack(out.rates) * steps)
+    return torch.stack(losses).mean(), torch.cat(spikes), torch.cat(mems), torch.stack(rates).sum(0) / num_steps
+
+
+@torch.no_grad()
+def evaluate(model: ConvSNN, split: Split, cfg: TrialConfig) -> float:
+    """Accuracy on ``split`` over the full window of time steps."""
+    model.eval()
+    encoding = ENCODINGS[cfg.model.encoding]
+    loss_spec = LOSSES[cfg.training.loss]
+    correct = torch.zeros((), device=split.y.device)
+    for i in range(0, len(split), EVAL_BATCH):
+        x, y = split.x[i : i + EVAL_BATCH], split.y[i : i + EVAL_BATCH]
+        out = model(encoding.encode(x, cfg.model.num_steps), cfg.model.num_steps, static=encoding.static)
+        pred = loss_spec.predict(out.spikes if loss_spec.on == "spikes" else out.mem)
+        correct += (pred == y).sum()
+    model.train()
+    return correct.item() / len(split)
+
+
+def train(
+    cfg: TrialConfig,
+    data: Data | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    keep_weights: bool = False,
+) -> TrainResult:
+    """Train ``cfg`` to the end (or early stopping) and test the best-validation weights.
+
+    ``on_epoch`` is called after every epoch and may raise (``optuna.TrialPruned``)
+    to stop; ``on_batch(done, total)`` reports progress within an epoch.
+    """
+    t = cfg.training
+    device = resolve_device(t.device)
+    data = data if data is not None else load(cfg.dataset, device)
+    torch.manual_seed(t.seed)
+    model = build_model(cfg, data).to(device)
+    optimizer = OPTIMIZERS[t.optimizer](model.parameters(), t.lr)
+    shuffle = torch.Generator().manual_seed(t.seed)
+    n_train = len(data.train)
+    n_batches = math.ceil(n_train / t.batch_size)
+
+    history: list[EpochMetrics] = []
+    best_val, best_epoch, best_weights, best_rates = -1.0, 0, None, ()
+    started = time.perf_counter()
+    for epoch in range(1, t.epochs + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(n_train, generator=shuffle).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        rate_sum = None
+        for b in range(n_batches):
+            idx = order[b * t.batch_size : (b + 1) * t.batch_size]
+            y = data.train.y[idx]
+            loss, spikes, mems, rates = train_batch(model, data.train.x[idx], y, optimizer, cfg)
+            pred = LOSSES[t.loss].predict(spikes if LOSSES[t.loss].on == "spikes" else mems)
+            loss_sum += loss * len(idx)
+            correct += (pred == y).sum()
+            rate_sum = rates * len(idx) if rate_sum is None else rate_sum + rates * len(idx)
+            if on_batch is not None:
+                on_batch(b + 1, n_batches)
+        train_seconds = time.perf_counter() - epoch_start
+        # one device sync per epoch: a NaN loss is caught here, not batch by batch
+        train_loss = loss_sum.item() / n_train
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(epoch, train_loss)
+        val_acc = evaluate(model, data.val, cfg)
+        metrics = EpochMetrics(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_acc=correct.item() / n_train,
+            val_acc=val_acc,
+            spike_rates=tuple((rate_sum / n_train).tolist()),
+            seconds=time.perf_counter() - epoch_start,
+            train_samples_per_s=n_train / train_seconds,
+        )
+        history.append(metrics)
+        if val_acc > best_val:
+            best_val, best_epoch, best_rates = val_acc, epoch, metrics.spike_rates
+            best_weights = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            on_epoch(metrics)
+        if epoch - best_epoch >= t.early_stopping_patience:
+            break
+
+    model.load_state_dict(best_weights)
+    test_acc = evaluate(model, data.test, cfg)
+    train_time = sum(n_train / m.train_samples_per_s for m in history)
+    return TrainResult(
+        val_acc=best_val,
+        best_epoch=best_epoch,
+        test_acc=test_acc,
+        epochs=len(history),
+        seconds=time.perf_counter() - started,
+        train_samples_per_s=n_train * len(history) / train_time,
+        spike_rates=best_rates,
+        n_params=count_parameters(model),
+        history=history,
+        stopped_early=len(history) < t.epochs,
+        state_dict=best_weights if keep_weights else None,
+    )
