@@ -1,0 +1,5 @@
+"""The study runner: command line, study config, search spaces, samplers, pruners, workers, best-config export."""
+
+from ._cli import main
+
+__all__ = ["main"]

@@ -1,0 +1,28 @@
+# `make run`, `make test` and `make bench` each create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch's CPU-only wheel set is pinned where this machine serves it from disk; any torch>=2.1 works
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+export SNN_STUDY_DATA ?= $(abspath ../shared/data)
+
+.PHONY: run test bench clean
+
+$(BIN)/snn-study: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS) || $(BIN)/python -m pip install -q "torch>=2.1" torchvision
+	$(BIN)/python -m pip install -q -e ".[dev,postgres]"
+	touch $@
+
+run: $(BIN)/snn-study
+	$(BIN)/snn-study train --config study/presets/seed.yaml
+
+test: $(BIN)/snn-study
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/snn-study
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

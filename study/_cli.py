@@ -1,0 +1,210 @@
+"""The ``snn-study`` command line: one table of subcommands, handlers that return an exit code.
+
+Exit codes: 0 success, 1 a run that failed (diverged, crashed), 2 bad input
+(one line naming the field, the value and what is allowed; nothing written),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input found by a handler: printed as one line with the subcommand's name, exit 2."""
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["model.neuron=alpha", "training.lr=0.001"]`` -> ``{"model.neuron": "alpha", "training.lr": 0.001}``.
+
+    Values are read as YAML scalars or lists, so numbers, booleans, ``null`` and
+    ``[12, 64]`` arrive typed.
+    """
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UsageError(f"--set {item!r}: expected section.field=value, e.g. --set model.neuron=alpha")
+        try:
+            out[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
+    return out
+
+
+def read_yaml(path: str, what: str = "--config") -> dict[str, Any]:
+    """A YAML mapping from ``path`` (safe loader); a missing, unreadable or malformed file is a usage error."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{what} {path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _registry_help() -> str:
+    from objectives import BACKPROPS, DATASETS, ENCODINGS, LOSSES, NEURONS, OPTIMIZERS, SURROGATES
+
+    lines = ["registry keys:"]
+    for field, registry in (
+        ("model.neuron", NEURONS),
+        ("model.surrogate", SURROGATES),
+        ("model.encoding", ENCODINGS),
+        ("training.backprop", BACKPROPS),
+        ("training.loss", LOSSES),
+        ("training.optimizer", OPTIMIZERS),
+        ("dataset.name", DATASETS),
+    ):
+        lines.append(f"  {field:<20} {', '.join(registry)}")
+    lines.append("surrogate parameters (model.surrogate_args):")
+    for name, spec in SURROGATES.items():
+        args = ", ".join(f"{k}={v:g}" for k, v in spec.params.items()) or "none"
+        lines.append(f"  {name:<28} {args}")
+    return "\n".join(lines)
+
+
+# ---- train -------------------------------------------------------------------------------
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="run config (YAML); every field defaults to the seed's value")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a field, e.g. model.surrogate=atan")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on the last line of stdout")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def _layer_names(n: int) -> list[str]:
+    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from objectives import TrialConfig, TrainingDiverged, apply_overrides, load, resolve_device, train
+
+    raw = read_yaml(args.config) if args.config else {}
+    cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()
+    device = resolve_device(cfg.training.device)
+    data = load(cfg.dataset, device)  # before any output: a missing dataset is one error line
+    log = _Log(quiet=args.quiet)
+    log.line(
+        f"training {cfg.model.neuron}/{cfg.model.surrogate}/{cfg.training.backprop} on {cfg.dataset.name} "
+        f"({cfg.training.epochs} epochs max, patience {cfg.training.early_stopping_patience})"
+    )
+
+    def on_epoch(m):
+        rates = " ".join(f"{r:.3f}" for r in m.spike_rates)
+        log.line(
+            f"epoch {m.epoch:>3}/{cfg.training.epochs}  loss {m.train_loss:.4f}  train {m.train_acc:6.2%}  "
+            f"val {m.val_acc:6.2%}  spikes [{rates}]  {m.seconds:6.1f}s  {m.train_samples_per_s:6.0f} img/s"
+        )
+
+    try:
+        result = train(cfg, data, on_epoch=on_epoch, on_batch=log.progress)
+    except TrainingDiverged as exc:
+        print(f"snn-study train: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = {
+        "val_acc": result.val_acc,
+        "test_acc": result.test_acc,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 3),
+        "train_samples_per_s": round(result.train_samples_per_s, 1),
+        "spike_rates": dict(zip(_layer_names(len(result.spike_rates)), result.spike_rates)),
+        "n_params": result.n_params,
+        "device": str(device),
+        "config": cfg.to_dict(),
+    }
+    log.line(
+        f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
+        f"{result.epochs} epochs in {result.seconds:.0f}s"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_OK
+
+
+class _Log:
+    """Progress lines on stderr; an in-place batch counter only where stderr is a terminal."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(("\r\033[K" if self.tty else "") + text, file=sys.stderr, flush=True)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.tty and not self.quiet and (done == total or done % 5 == 0):
+            print(f"\r\033[K  batch {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "train": ("train one configuration (no study)", _train_args, _cmd_train),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snn-study", description="Hyperparameter-optimization studies for convolutional spiking neural networks."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, configure, handler) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_registry_help() if name in ("train", "run") else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        configure(p)
+        p.set_defaults(handler=handler, subparser=p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``snn-study`` console script; returns the exit code."""
+    from objectives import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except (UsageError, ConfigError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"snn-study {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\nsnn-study {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run() -> None:
+    sys.exit(main())

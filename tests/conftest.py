@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny synthetic config that trains in about a second on a CPU."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from snntorch._neurons.neurons import SpikingNeuron
+
+REPO = Path(__file__).resolve().parents[1]
+SNN_STUDY = [sys.executable, "-m", "study"]
+
+# Tiny tensors gain nothing from threads, and two processes spinning two threads each on two
+# cores (a worker test, a background study) slow each other a hundredfold.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+TINY = {
+    "dataset": {"name": "synthetic", "val_size": 200},
+    "model": {"channels": [4, 8], "num_steps": 5},
+    "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
+}
+
+
+@pytest.fixture
+def tiny() -> dict:
+    """A fresh copy of the tiny synthetic run config (dict form)."""
+    return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def snntorch_instances():
+    """Restore snntorch's global neuron list after a test that lets snntorch.backprop use it."""
+    saved = list(SpikingNeuron.instances)
+    yield
+    SpikingNeuron.instances[:] = saved
+
+
+def mnist_root() -> Path | None:
+    """The folder holding MNIST/raw with all four files, if this machine has it."""
+    for candidate in (os.environ.get("SNN_STUDY_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and all(
+            (Path(candidate) / "MNIST" / "raw" / f).exists()
+            for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        ):
+            return Path(candidate)
+    return None

@@ -1,0 +1,80 @@
+"""The run config: seed defaults, round trips, overrides, and one clear line for every bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from objectives import ConfigError, TrialConfig
+
+
+def test_an_empty_config_is_the_seeds_network_and_training():
+    cfg = TrialConfig.from_dict({})
+    assert (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop) == ("leaky", "fast_sigmoid", "bptt")
+    assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.9, 25, (12, 64))
+    assert (cfg.training.optimizer, cfg.training.lr, cfg.training.batch_size) == ("adamax", 0.01, 128)
+    assert (cfg.training.loss, cfg.training.early_stopping_patience) == ("ce_rate", 10)
+    assert cfg.dataset.val_size == 5000
+
+
+def test_to_dict_from_dict_round_trips_the_resolved_config():
+    cfg = TrialConfig.from_dict({"model": {"neuron": "alpha", "surrogate": "atan"}}).resolved()
+    again = TrialConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert again.model.surrogate_args == {"alpha": 2.0} and again.model.reset_mechanism == "zero"
+
+
+def test_overrides_set_nested_fields():
+    cfg = TrialConfig.from_dict({}).replace(**{"model.surrogate": "atan", "training.lr": 0.001, "model.channels": [8]})
+    assert (cfg.model.surrogate, cfg.training.lr, cfg.model.channels) == ("atan", 0.001, (8,))
+
+
+def test_data_root_comes_from_the_config_then_the_environment_then_data(monkeypatch):
+    monkeypatch.delenv("SNN_STUDY_DATA", raising=False)
+    assert TrialConfig.from_dict({}).dataset.resolved_root == "data/"
+    monkeypatch.setenv("SNN_STUDY_DATA", "/somewhere")
+    assert TrialConfig.from_dict({}).dataset.resolved_root == "/somewhere"
+    assert TrialConfig.from_dict({"dataset": {"root": "/here"}}).dataset.resolved_root == "/here"
+
+
+BAD = [
+    ({"modle": {}}, "modle", "allowed: dataset, model, training"),
+    ({"model": {"nuron": "leaky"}}, "model.nuron", "allowed: neuron, surrogate"),
+    ({"model": {"neuron": "izhikevich"}}, "model.neuron", "allowed: alpha, leaky, synaptic, lapicque"),
+    ({"model": {"surrogate": "tanh"}}, "model.surrogate", "allowed: atan, fast_sigmoid"),
+    ({"model": {"surrogate_args": {"alpha": 2}}}, "model.surrogate_args.alpha", "allowed: slope"),
+    ({"model": {"surrogate_args": {"slope": "steep"}}}, "model.surrogate_args", "mapping of names to numbers"),
+    ({"model": {"beta": 1.5}}, "model.beta", "within [0, 1]"),
+    ({"model": {"beta": "high"}}, "model.beta", "expected a number"),
+    ({"model": {"threshold": 0}}, "model.threshold", "> 0"),
+    ({"model": {"neuron": "alpha", "alpha": 0.4}}, "model.alpha", "alpha > beta"),
+    ({"model": {"num_steps": 0}}, "model.num_steps", ">= 1"),
+    ({"model": {"num_steps": 2.5}}, "model.num_steps", "expected an integer"),
+    ({"model": {"channels": []}}, "model.channels", "at least one conv block"),
+    ({"model": {"channels": [12, "x"]}}, "model.channels", "list of integers"),
+    ({"model": {"encoding": "latency"}}, "model.encoding", "allowed: direct, rate"),
+    ({"model": {"reset_mechanism": "soft"}}, "model.reset_mechanism", "allowed: subtract, zero, none"),
+    ({"training": {"backprop": "eprop"}}, "training.backprop", "allowed: bptt, tbptt, rtrl"),
+    ({"training": {"backprop": "tbptt", "tbptt_window": 26}}, "training.tbptt_window", "<= model.num_steps (25)"),
+    ({"training": {"epochs": 0}}, "training.epochs", ">= 1"),
+    ({"training": {"epochs": True}}, "training.epochs", "expected an integer"),
+    ({"training": {"batch_size": -1}}, "training.batch_size", ">= 1"),
+    ({"training": {"optimizer": "lbfgs"}}, "training.optimizer", "allowed: adamax, adam, adamw, sgd"),
+    ({"training": {"lr": 0}}, "training.lr", "> 0"),
+    ({"training": {"loss": "nll"}}, "training.loss", "allowed: ce_rate, ce_count"),
+    ({"training": {"device": "tpu"}}, "training.device", "allowed: auto, cpu, cuda"),
+    ({"training": {"engine": "jax"}}, "training.engine", "allowed: fast, snntorch"),
+    ({"dataset": {"name": "cifar"}}, "dataset.name", "allowed: mnist, fashion_mnist, synthetic"),
+    ({"dataset": {"val_size": 0}}, "dataset.val_size", ">= 1"),
+    ({"dataset": []}, "dataset", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("data, field, allowed", BAD, ids=[b[1] + ":" + str(i) for i, b in enumerate(BAD)])
+def test_a_bad_value_names_the_field_the_value_and_what_is_allowed(data, field, allowed):
+    with pytest.raises(ConfigError) as err:
+        TrialConfig.from_dict(data)
+    message = str(err.value)
+    assert err.value.field == field
+    assert message.startswith(field + ": got ")
+    assert allowed in message
+    assert "\n" not in message

@@ -1,0 +1,95 @@
+"""The training loop on synthetic data: it learns, stops early, tests the best weights, reports every epoch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from objectives import LOSSES, OPTIMIZERS, ENCODINGS, TrainingDiverged, TrialConfig, load, train
+
+
+def test_it_learns_and_reports_every_epoch(tiny):
+    tiny["training"]["epochs"] = 3
+    seen = []
+    result = train(TrialConfig.from_dict(tiny), on_epoch=seen.append)
+    assert [m.epoch for m in seen] == [1, 2, 3] == [m.epoch for m in result.history]
+    assert result.val_acc > 0.6 and result.test_acc > 0.5
+    assert result.val_acc == max(m.val_acc for m in seen)
+    first = seen[0]
+    assert len(first.spike_rates) == 3 and all(0 <= r <= 1 for r in first.spike_rates)
+    assert first.seconds > 0 and first.train_samples_per_s > 0 and math.isfinite(first.train_loss)
+    assert result.n_params == sum(p.numel() for p in torch.nn.Conv2d(1, 4, 5).parameters()) + 4 * 8 * 25 + 8 + 8 * 4 * 4 * 10 + 10
+
+
+def test_the_same_seed_gives_the_same_result(tiny):
+    a = train(TrialConfig.from_dict(tiny))
+    b = train(TrialConfig.from_dict(tiny))
+    assert [m.val_acc for m in a.history] == [m.val_acc for m in b.history]
+    assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
+
+
+def test_early_stopping_ends_after_patience_epochs_without_improvement(tiny):
+    # lr so small nothing changes: the first epoch stays the best
+    tiny["training"].update(epochs=10, early_stopping_patience=2, lr=1e-12)
+    result = train(TrialConfig.from_dict(tiny))
+    assert result.best_epoch == 1 and result.epochs == 3 and result.stopped_early
+
+
+def test_test_accuracy_is_of_the_best_validation_weights(tiny):
+    tiny["training"]["epochs"] = 3
+    cfg = TrialConfig.from_dict(tiny)
+    result = train(cfg, keep_weights=True)
+    from objectives import build_model, evaluate
+
+    model = build_model(cfg)
+    model.load_state_dict(result.state_dict)
+    assert evaluate(model, load(cfg.dataset).test, cfg) == result.test_acc
+
+
+def test_an_exception_from_on_epoch_stops_training(tiny):
+    class Stop(Exception):
+        pass
+
+    def on_epoch(m):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(TrialConfig.from_dict(tiny), on_epoch=on_epoch)
+
+
+def test_a_nan_loss_raises_training_diverged(tiny):
+    tiny["training"].update(lr=1e38, optimizer="sgd", loss="ce_max_membrane")
+    with pytest.raises(TrainingDiverged, match="training.lr"):
+        train(TrialConfig.from_dict(tiny))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_loss_and_optimizer_trains(tiny, loss, optimizer):
+    tiny["training"].update(loss=loss, optimizer=optimizer, epochs=1, lr=0.005 if optimizer != "sgd" else 0.05)
+    result = train(TrialConfig.from_dict(tiny))
+    assert math.isfinite(result.history[0].train_loss) and 0 <= result.val_acc <= 1
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_trains(tiny, encoding):
+    tiny["model"]["encoding"] = encoding
+    tiny["training"]["epochs"] = 3
+    assert train(TrialConfig.from_dict(tiny)).val_acc > 0.3
+
+
+def test_validation_is_carved_from_training_and_subsets_cap_the_splits(tiny):
+    tiny["dataset"].update(train_subset=100, test_subset=50)
+    data = load(TrialConfig.from_dict(tiny).dataset)
+    assert (len(data.train), len(data.val), len(data.test)) == (100, 200, 50)
+    assert data.train.x.dtype == torch.float32 and 0 <= data.train.x.min() and data.train.x.max() <= 1
+
+
+def test_a_validation_split_larger_than_the_training_set_is_a_config_error(tiny):
+    from objectives import ConfigError
+
+    tiny["dataset"]["val_size"] = 5000
+    with pytest.raises(ConfigError, match="dataset.val_size"):
+        load(TrialConfig.from_dict(tiny).dataset)
