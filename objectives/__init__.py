@@ -10,6 +10,7 @@ from ._encodings import ENCODINGS
 from ._losses import LOSSES
 from ._model import ConvSNN, count_parameters, detach_state, make_neuron
 from ._neurons import NEURONS, RESET_MECHANISMS
+from ._objective import RESULT_ATTRS, Objective
 from ._optimizers import OPTIMIZERS
 from ._surrogates import SURROGATES
 from ._train import (
@@ -39,6 +40,8 @@ __all__ = [
     "ModelConfig",
     "NEURONS",
     "OPTIMIZERS",
+    "Objective",
+    "RESULT_ATTRS",
     "RESET_MECHANISMS",
     "SURROGATES",
     "Split",

@@ -158,10 +158,169 @@ class _Log:
             print(f"\r\033[K  batch {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
+# ---- run / _worker --------------------------------------------------------------------------
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="study config (YAML)")
+    source.add_argument("--preset", metavar="NAME", help="a built-in study config: quick, mnist-grid, mnist-tpe")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL (default sqlite:///runs/snn_study.db)")
+    p.add_argument("--study-name", metavar="NAME", help="study name (default: the config's)")
+    p.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine")
+    p.add_argument("--devices", metavar="LIST", help="spread the workers over devices, e.g. cuda:0,cuda:1")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a field, e.g. study.sampler=random, search.neuron=[leaky,alpha], training.epochs=3")
+    p.add_argument("--quiet", action="store_true", help="log lines only: no progress bar, no per-epoch lines")
+
+
+def _study_config(args: argparse.Namespace):
+    from objectives import apply_overrides
+
+    from ._config import StudyConfig, load_preset
+
+    raw = read_yaml(args.config) if args.config else load_preset(args.preset)
+    overrides = parse_set(args.set)
+    for flag, path in (("storage", "study.storage"), ("study_name", "study.name"), ("n_trials", "study.n_trials"),
+                       ("workers", "study.workers")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[path] = value
+    if args.devices:
+        overrides["study.devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
+    # search keys may contain dots (search.model.beta): only the first dot splits off the section
+    search = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("search.")}
+    raw = apply_overrides(raw, {k: v for k, v in overrides.items() if not k.startswith("search.")})
+    if search:
+        raw["search"] = {**(raw.get("search") or {}), **search}
+    return StudyConfig.from_dict(raw)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from storage import open_storage
+
+    from ._runner import run
+
+    cfg = _study_config(args)
+    # a bad or unreachable storage is a usage error before anything starts
+    open_storage(cfg.study.storage, heartbeat_interval=None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies = cfg.studies()
+    total = sum(cfg.target(s) for _, s in studies)
+    print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
+          f"sampler {cfg.study.sampler}, pruner {cfg.study.pruner.name}, {cfg.study.workers} worker(s), "
+          f"storage {cfg.study.storage}", file=sys.stderr)
+    code = run(cfg, quiet=args.quiet)
+    if code == 0:
+        storage = cfg.study.storage
+        print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
+              f"      export the best:    snn-study best --study {cfg.study.name} --storage {storage} --out best/")
+    return code
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", required=True, help=argparse.SUPPRESS)
+    p.add_argument("--index", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--device", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ._runner import worker_main
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return worker_main(args.spec, args.index, args.device, args.quiet)
+
+
+# ---- best / list / dashboard ---------------------------------------------------------------
+
+
+def _storage_arg(p: argparse.ArgumentParser) -> None:
+    from storage import DEFAULT_URL
+
+    p.add_argument("--storage", metavar="URL", default=DEFAULT_URL, help=f"SQLAlchemy URL (default {DEFAULT_URL})")
+
+
+def _best_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, metavar="NAME", help="study name (per-combination studies: the common prefix)")
+    _storage_arg(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the YAML files")
+    p.add_argument("--by", default="neuron,surrogate,backprop", metavar="FIELDS",
+                   help="group by these fields (default neuron,surrogate,backprop)")
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from storage import open_storage
+
+    from ._best import export, parse_by
+
+    by = parse_by(args.by)
+    written = export(open_storage(args.storage, create=False), args.study, Path(args.out), by)
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    _storage_arg(p)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from storage import list_studies
+
+    rows = list_studies(args.storage)
+    if not rows:
+        print(f"no studies in {args.storage}")
+        return EXIT_OK
+    states = ("complete", "pruned", "fail", "running", "waiting")
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'study':<{width}}  " + "  ".join(f"{s:>8}" for s in states) + "      best")
+    for r in rows:
+        best = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
+        print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
+    return EXIT_OK
+
+
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    _storage_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import socket
+
+    import optuna_dashboard
+
+    from storage import artifact_dir, artifact_store, open_storage
+
+    storage = open_storage(args.storage, create=False, heartbeat_interval=None)
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise UsageError(f"--port {args.port}: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                             f"choose another with --port") from None
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifact_dir(args.storage)}); Ctrl-C stops it",
+          file=sys.stderr, flush=True)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(args.storage))
+    return EXIT_OK
+
+
 # ---- the table ---------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "run": ("run (or resume) a study over neuron x surrogate x backprop", _run_args, _cmd_run),
     "train": ("train one configuration (no study)", _train_args, _cmd_train),
+    "best": ("export the best configuration of each group as a run config", _best_args, _cmd_best),
+    "list": ("list the studies in a storage", _list_args, _cmd_list),
+    "dashboard": ("browse a storage's studies in optuna-dashboard", _dashboard_args, _cmd_dashboard),
+    "_worker": (argparse.SUPPRESS, _worker_args, _cmd_worker),
 }
 
 

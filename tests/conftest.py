@@ -49,3 +49,29 @@ def mnist_root() -> Path | None:
         ):
             return Path(candidate)
     return None
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database on the server named by $SNN_STUDY_TEST_PG (.ci/run starts one).
+
+    Skipped where no server is configured, except in CI, where a missing server is a failure.
+    """
+    admin_url = os.environ.get("SNN_STUDY_TEST_PG")
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL: .ci/run starts it and sets SNN_STUDY_TEST_PG")
+        pytest.skip("no PostgreSQL server: set SNN_STUDY_TEST_PG=postgresql://user@host:port/db (.ci/run does)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"snn_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -1,0 +1,85 @@
+"""Exporting the best configurations of a study as run configs that ``snn-study train`` re-runs as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from objectives import ConfigError, TrialConfig
+
+#: ``--by`` names -> where the value sits in a trial's resolved config
+GROUP_FIELDS = {
+    "neuron": ("model", "neuron"),
+    "surrogate": ("model", "surrogate"),
+    "backprop": ("training", "backprop"),
+    "encoding": ("model", "encoding"),
+    "loss": ("training", "loss"),
+    "optimizer": ("training", "optimizer"),
+}
+
+
+def study_names(storage, name: str) -> list[str]:
+    """``name`` itself, or every per-combination study ``name/...``; a usage error when there is none."""
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    found = [n for n in names if n == name or n.startswith(name + "/")]
+    if not found:
+        raise ConfigError("--study", name, f"no such study in the storage; studies there: {', '.join(sorted(names)) or 'none'}")
+    return sorted(found)
+
+
+def completed_trials(storage, name: str) -> list[tuple[str, optuna.trial.FrozenTrial]]:
+    """``(study name, trial)`` for every complete trial of ``name`` (and its per-combination studies)."""
+    out = []
+    for study_name in study_names(storage, name):
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        out += [(study_name, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return out
+
+
+def parse_by(value: str) -> list[str]:
+    """``"neuron,surrogate"`` -> ``["neuron", "surrogate"]``, checked against :data:`GROUP_FIELDS`."""
+    keys = [k.strip() for k in value.split(",") if k.strip()]
+    for k in keys:
+        if k not in GROUP_FIELDS:
+            raise ConfigError("--by", k, f"allowed: {', '.join(GROUP_FIELDS)}")
+    return keys
+
+
+def export(storage, name: str, out: Path, by: Iterable[str] = ("neuron", "surrogate", "backprop")) -> list[Path]:
+    """Write ``<group>.yaml`` for the best complete trial of each group, and ``best.yaml`` overall.
+
+    Each file is the trial's resolved run config (seed included), with a comment
+    header naming the study, the trial and its accuracies.
+    """
+    by = list(by)
+    trials = completed_trials(storage, name)
+    if not trials:
+        raise ConfigError("--study", name, "has no complete trial yet; run it first (snn-study run)")
+    best: dict[tuple, tuple[str, optuna.trial.FrozenTrial]] = {}
+    for study_name, t in trials:
+        cfg = t.user_attrs["config"]
+        key = tuple(cfg[GROUP_FIELDS[k][0]][GROUP_FIELDS[k][1]] for k in by)
+        if key not in best or t.value > best[key][1].value:
+            best[key] = (study_name, t)
+    overall = max(best.values(), key=lambda st: st[1].value)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key, (study_name, t) in sorted(best.items()):
+        written.append(_write(out / ("-".join(map(str, key)) + ".yaml"), study_name, t))
+    written.append(_write(out / "best.yaml", *overall))
+    return written
+
+
+def _write(path: Path, study_name: str, trial: optuna.trial.FrozenTrial) -> Path:
+    config = TrialConfig.from_dict(trial.user_attrs["config"]).to_dict()  # validated: it must re-run as is
+    header = (
+        f"# best of study {study_name!r}: trial {trial.number}, validation accuracy {trial.value:.4f}, "
+        f"test accuracy {trial.user_attrs.get('test_acc', float('nan')):.4f}\n"
+        f"# re-run: snn-study train --config {path.name}\n"
+    )
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,0 +1,162 @@
+"""The study config (YAML): ``study``, the run-config sections, and ``search``.
+
+Validated once, before anything is written: :meth:`StudyConfig.from_dict` raises
+``ConfigError`` with one line naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from objectives import ConfigError, TrialConfig
+from objectives._config import SECTIONS, _coerce
+from storage import DEFAULT_URL
+
+from ._pruners import PRUNERS, PrunerConfig
+from ._samplers import SAMPLERS
+from ._space import COMBINATION, SearchSpace
+
+PRESETS = ("quick", "mnist-grid", "mnist-tpe")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The ``study`` section: where trials live and how they are chosen, pruned and run."""
+
+    name: str = "snn-study"
+    storage: str = DEFAULT_URL
+    sampler: str = "tpe"
+    seed: int = 0
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    #: finished (complete or pruned) trials to reach; for ``grid``, the number of combinations
+    n_trials: int | None = None
+    workers: int = 1
+    #: one study per neuron-surrogate-backprop combination, each tuning the numeric parameters
+    per_combination: bool = False
+    #: devices to spread the workers over, e.g. ``[cuda:0, cuda:1]``; ``None``: ``training.device``
+    devices: tuple[str, ...] | None = None
+    #: artifact folder for non-SQLite storages (SQLite: ``artifacts/`` beside the database)
+    artifacts: str | None = None
+    #: seconds between a running trial's heartbeats; one silent for ``grace_period`` seconds
+    #: (its worker died) is failed and re-queued by the next worker that starts a trial
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study: settings, the base run config and the search space."""
+
+    study: StudySettings
+    search: SearchSpace
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "StudyConfig":
+        """Build and check a study config from parsed YAML."""
+        data = dict(data or {})
+        allowed = ("study", *SECTIONS, "search")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]], f"unknown section; allowed: {', '.join(allowed)}")
+        settings = _settings(data.get("study"))
+        base = TrialConfig.from_dict({k: data[k] for k in SECTIONS if k in data})
+        search = data.get("search") or {}
+        if not isinstance(search, Mapping):
+            raise ConfigError("search", search, "expected a mapping of run-config fields to choices, ranges or values")
+        space = SearchSpace(base, search)
+        n_grid = len(space.grid())
+        if settings.sampler == "grid":
+            settings = dataclasses.replace(settings, n_trials=n_grid)
+        elif settings.n_trials is None:
+            raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
+        if settings.per_combination:
+            for path in COMBINATION:
+                if not any(c.path == path for c in space.categorical) and len(space._choices(path)) != 1:
+                    raise ConfigError("study.per_combination", True, f"needs {path} in search or fixed")
+        return cls(settings, space, data)
+
+    def studies(self) -> list[tuple[str, SearchSpace]]:
+        """``(study name, search space)`` for each study this config runs: one, or one per combination."""
+        if not self.study.per_combination:
+            return [(self.study.name, self.search)]
+        out = []
+        for combo in self.search.combinations():
+            label = "-".join(str(combo[p]) for p in COMBINATION)
+            out.append((f"{self.study.name}/{label}", self.search.restricted(combo)))
+        return out
+
+    def target(self, space: SearchSpace) -> int:
+        """Finished trials one study of this config should reach."""
+        if self.study.sampler == "grid":
+            return len(space.grid())
+        return int(self.study.n_trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as given, with the ``study`` section resolved (storage, name, trials)."""
+        out = dict(self.raw)
+        out["study"] = _plain(dataclasses.asdict(self.study))
+        return out
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The parsed YAML of a built-in preset."""
+    if name not in PRESETS:
+        raise ConfigError("--preset", name, f"allowed: {', '.join(PRESETS)}")
+    return yaml.safe_load(resources.files("study").joinpath("presets", f"{name}.yaml").read_text())
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _settings(data: Any) -> StudySettings:
+    if data is None:
+        return StudySettings()
+    if not isinstance(data, Mapping):
+        raise ConfigError("study", data, "expected a mapping of fields")
+    names = [f.name for f in dataclasses.fields(StudySettings)]
+    values: dict[str, Any] = {}
+    hints = {"name": str, "storage": str, "sampler": str, "seed": int, "n_trials": int | None, "workers": int,
+             "per_combination": bool, "devices": tuple[str, ...] | None, "artifacts": str | None,
+             "heartbeat_interval": int, "grace_period": int}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"study.{key}", value, f"unknown field; allowed: {', '.join(names)}")
+        if key == "pruner":
+            values[key] = PrunerConfig.from_value(value)
+        elif key == "devices":
+            if value is not None and not (isinstance(value, list) and all(isinstance(d, str) for d in value)):
+                raise ConfigError("study.devices", value, "expected a list like [cuda:0, cuda:1]")
+            values[key] = tuple(value) if value else None
+        else:
+            values[key] = _coerce(f"study.{key}", value, hints[key])
+    settings = StudySettings(**values)
+    if settings.sampler not in SAMPLERS:
+        raise ConfigError("study.sampler", settings.sampler, f"allowed: {', '.join(SAMPLERS)}")
+    if not settings.name or any(c in settings.name for c in "\n\t"):
+        raise ConfigError("study.name", settings.name, "expected a non-empty name on one line")
+    if settings.n_trials is not None and settings.n_trials < 1:
+        raise ConfigError("study.n_trials", settings.n_trials, "must be >= 1")
+    if settings.heartbeat_interval < 1 or settings.grace_period <= settings.heartbeat_interval:
+        raise ConfigError("study.grace_period", settings.grace_period,
+                          f"must be > study.heartbeat_interval ({settings.heartbeat_interval}) and both >= 1")
+    if settings.workers < 1:
+        raise ConfigError("study.workers", settings.workers, "must be >= 1")
+    if settings.devices:
+        for d in settings.devices:
+            if d != "cpu" and d != "cuda" and not d.startswith("cuda:"):
+                raise ConfigError("study.devices", d, "allowed: cpu, cuda, cuda:N")
+    return settings
+
+
+__all__ = ["PRESETS", "PRUNERS", "StudyConfig", "StudySettings", "load_preset"]

@@ -1,0 +1,310 @@
+"""Running a study: create or resume it, then N worker processes that share it through the storage.
+
+Every worker runs the same loop (:func:`work`): fail stale trials (a worker that
+died), count the trials that are done, and start one more while the study needs
+it. "Done" is complete, pruned, or failed for a reason that would repeat
+(diverged); trials failed by a dead worker are re-queued by Optuna's
+``RetryFailedTrialCallback`` and trials interrupted by Ctrl-C are re-queued when
+the study is resumed. For the grid sampler every combination is a queued trial,
+so parallel workers can neither repeat nor skip one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from objectives import Objective, TrainingDiverged
+from storage import EpochLog, artifact_store, open_storage
+
+from ._config import StudyConfig
+from ._pruners import make_pruner
+from ._samplers import make_sampler
+from ._space import SearchSpace
+
+POLL_SECONDS = 2.0
+#: the direction and metric every study optimizes
+DIRECTION, METRIC = "maximize", "val_acc"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where one study stands."""
+
+    done: int
+    target: int
+    running: int
+    waiting: int
+    best: float | None
+
+
+def _is_done(t: optuna.trial.FrozenTrial) -> bool:
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        t.state == TrialState.FAIL and "failure" in t.user_attrs
+    )
+
+
+def progress(study: optuna.Study, target: int) -> Progress:
+    """Trials done (complete, pruned, or failed for good), running and waiting, and the best value."""
+    trials = study.get_trials(deepcopy=False)
+    done = sum(_is_done(t) for t in trials)
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return Progress(
+        done=done,
+        target=target,
+        running=sum(t.state == TrialState.RUNNING for t in trials),
+        waiting=sum(t.state == TrialState.WAITING for t in trials),
+        best=max(values) if values else None,
+    )
+
+
+def _load(cfg: StudyConfig, name: str, space: SearchSpace, storage, worker: int = 0) -> optuna.Study:
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(cfg.study.sampler, cfg.study.seed, worker),
+        pruner=make_pruner(cfg.study.pruner, space.base.training.epochs),
+        direction=DIRECTION,
+        load_if_exists=True,
+    )
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        # experimental in Optuna since 2.9 and what heartbeats are for; the warning would repeat every trial
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _open(cfg: StudyConfig):
+    return open_storage(
+        cfg.study.storage, heartbeat_interval=cfg.study.heartbeat_interval, grace_period=cfg.study.grace_period
+    )
+
+
+def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
+    return tuple(repr(params.get(k)) for k in keys)
+
+
+def prepare(cfg: StudyConfig, storage) -> None:
+    """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
+    for name, space in cfg.studies():
+        study = _load(cfg, name, space, storage)
+        study.set_metric_names([METRIC])
+        study.set_user_attr("study_config", cfg.to_dict())
+        if cfg.study.sampler == "grid":
+            queue_missing(study, space)
+
+
+def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
+    """Enqueue each grid combination that has no trial done, running or waiting; returns how many."""
+    keys = [c.key for c in space.categorical]
+    covered = set()
+    for t in study.get_trials(deepcopy=False):
+        if _is_done(t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
+            params = t.params or t.system_attrs.get("fixed_params", {})
+            covered.add(_param_key(params, keys))
+    added = 0
+    for params in space.grid():
+        if _param_key(params, keys) not in covered:
+            study.enqueue_trial(params)
+            added += 1
+    return added
+
+
+class _Reporter:
+    """Per-trial lines (and per-epoch lines unless quiet) on stderr, prefixed with the worker."""
+
+    def __init__(self, worker: int, quiet: bool):
+        self.prefix = f"[worker {worker}] " if worker else ""
+        self.quiet = quiet
+
+    def epoch(self, trial, cfg, m) -> None:
+        if not self.quiet:
+            print(
+                f"{self.prefix}trial {trial.number} epoch {m.epoch}/{cfg.training.epochs}: "
+                f"val {m.val_acc:.2%} loss {m.train_loss:.3f} {m.seconds:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        cfg = trial.user_attrs.get("config", {})
+        combo = "/".join(str(cfg.get(s, {}).get(f, "?")) for s, f in (("model", "neuron"), ("model", "surrogate"), ("training", "backprop")))
+        if trial.state == TrialState.COMPLETE:
+            what = f"val {trial.value:.2%} test {trial.user_attrs.get('test_acc', float('nan')):.2%}"
+        elif trial.state == TrialState.PRUNED:
+            what = f"pruned at epoch {trial.user_attrs.get('pruned_at', '?')}"
+        else:
+            what = f"failed: {trial.user_attrs.get('failure', 'error')}"
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0
+        print(f"{self.prefix}{study.study_name} trial {trial.number} {combo}: {what} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+
+
+def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bool = False,
+         on_trial: Callable[[], None] | None = None) -> None:
+    """One worker: run trials of every study of ``cfg`` until each has its target done."""
+    storage = _open(cfg)
+    epoch_log = EpochLog(cfg.study.storage)
+    store = artifact_store(cfg.study.storage, cfg.study.artifacts)
+    reporter = _Reporter(worker, quiet)
+    try:
+        for name, space in cfg.studies():
+            study = _load(cfg, name, space, storage, worker)
+            objective = Objective(space.suggest, name, epoch_log, store, device, on_epoch=reporter.epoch)
+            target = cfg.target(space)
+            while True:
+                _fail_stale_trials(study)
+                p = progress(study, target)
+                if p.done >= target:
+                    break
+                if p.waiting == 0 and p.running == 0 and cfg.study.sampler == "grid":
+                    queue_missing(study, space)  # combinations whose trial was interrupted
+                    continue
+                if p.waiting or (cfg.study.sampler != "grid" and p.done + p.running < target):
+                    run_one(study, objective, grid=cfg.study.sampler == "grid", reporter=reporter)
+                    if on_trial is not None:
+                        on_trial()
+                else:
+                    time.sleep(POLL_SECONDS)  # the rest is running elsewhere (or its worker died)
+    finally:
+        epoch_log.close()
+
+
+class GridQueueEmpty(RuntimeError):
+    """Another worker took the last queued combination between our count and our ask."""
+
+
+def run_one(study: optuna.Study, objective: Objective, grid: bool, reporter: _Reporter) -> None:
+    """Run one trial (a queued one first) through ``study.optimize``, which keeps its heartbeat,
+    fails it on an exception or Ctrl-C (so it is never left RUNNING) and re-raises Ctrl-C."""
+
+    def guarded(trial: optuna.Trial) -> float:
+        if grid and "fixed_params" not in trial.storage.get_trial_system_attrs(trial._trial_id):
+            trial.set_user_attr("failure", "grid queue was empty; nothing to run")
+            raise GridQueueEmpty
+        return objective(trial)
+
+    study.optimize(
+        guarded,
+        n_trials=1,
+        catch=(TrainingDiverged, GridQueueEmpty),
+        callbacks=[lambda s, t: reporter.trial(s, t)],
+        gc_after_trial=False,  # the objective collects after each trial already
+    )
+
+
+def run(cfg: StudyConfig, quiet: bool = False) -> int:
+    """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
+    storage = _open(cfg)
+    prepare(cfg, storage)
+    bar = _Bar(cfg, storage, quiet)
+    if cfg.study.workers == 1:
+        device = cfg.study.devices[0] if cfg.study.devices else None
+        try:
+            work(cfg, 0, device, quiet, on_trial=bar.update)
+        except KeyboardInterrupt:
+            bar.close()
+            return _interrupted(cfg, storage)
+        bar.close()
+        return 0
+    return _run_processes(cfg, storage, bar)
+
+
+def _run_processes(cfg: StudyConfig, storage, bar: "_Bar") -> int:
+    spec = json.dumps(cfg.to_dict())
+    procs = []
+    for i in range(cfg.study.workers):
+        args = [sys.executable, "-m", "study", "_worker", "--spec", spec, "--index", str(i + 1)]
+        if cfg.study.devices:
+            args += ["--device", cfg.study.devices[i % len(cfg.study.devices)]]
+        if bar.quiet:
+            args.append("--quiet")
+        procs.append(subprocess.Popen(args))
+    try:
+        while any(p.poll() is None for p in procs):
+            bar.update()
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.time() + 10
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+        bar.close()
+        return _interrupted(cfg, storage)
+    bar.update()
+    bar.close()
+    failed = [p.returncode for p in procs if p.returncode != 0]
+    if failed:
+        print(f"snn-study run: {len(failed)} of {len(procs)} workers failed (exit {failed}); "
+              "run the same command again to resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _interrupted(cfg: StudyConfig, storage) -> int:
+    done = sum(progress(optuna.load_study(study_name=n, storage=storage), cfg.target(s)).done for n, s in cfg.studies())
+    total = sum(cfg.target(s) for _, s in cfg.studies())
+    print(f"\nsnn-study run: interrupted with {done} of {total} trials done; "
+          f"run the same command again to resume", file=sys.stderr)
+    return 130
+
+
+class _Bar:
+    """The study's progress: trials done of total and the best so far (a tqdm bar on a terminal, lines otherwise)."""
+
+    def __init__(self, cfg: StudyConfig, storage, quiet: bool):
+        self.cfg, self.storage, self.quiet = cfg, storage, quiet
+        self.total = sum(cfg.target(s) for _, s in cfg.studies())
+        self.last = None
+        self.tqdm = None
+        if sys.stderr.isatty() and not quiet:
+            from tqdm.auto import tqdm
+
+            self.tqdm = tqdm(total=self.total, desc=cfg.study.name, unit="trial", file=sys.stderr)
+
+    def update(self) -> None:
+        ps = [progress(optuna.load_study(study_name=n, storage=self.storage), self.cfg.target(s)) for n, s in self.cfg.studies()]
+        done = sum(p.done for p in ps)
+        bests = [p.best for p in ps if p.best is not None]
+        best = max(bests) if bests else None
+        if (done, best) == self.last:
+            return
+        self.last = (done, best)
+        best_text = f"{best:.2%}" if best is not None else "-"
+        if self.tqdm is not None:
+            self.tqdm.n = done
+            self.tqdm.set_postfix_str(f"best val {best_text}")
+        else:
+            print(f"[{done}/{self.total}] trials done, best val {best_text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tqdm is not None:
+            self.tqdm.close()
+
+
+def worker_main(spec: str, index: int, device: str | None, quiet: bool) -> int:
+    """Entry of a worker process started by :func:`run` (``snn-study _worker``)."""
+    cfg = StudyConfig.from_dict(json.loads(spec))
+    try:
+        work(cfg, index, device, quiet)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]

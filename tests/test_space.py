@@ -1,0 +1,146 @@
+"""The study config's search section: what each entry becomes, and where it is sampled at all."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from objectives import ConfigError, TrialConfig
+from study._config import PRESETS, StudyConfig, load_preset
+from study._space import SearchSpace
+
+BASE = TrialConfig.from_dict({})
+
+
+def sample(search, n=60, base=BASE):
+    space = SearchSpace(base, search)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        cfg = space.suggest(trial)
+        out.append((trial, cfg))
+        study.tell(trial, 0.0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "entry, name, distribution",
+    [
+        ({"neuron": ["leaky", "alpha"]}, "neuron", CategoricalDistribution(["leaky", "alpha"])),
+        ({"lr": {"low": 0.001, "high": 0.1, "log": True}}, "lr", FloatDistribution(0.001, 0.1, log=True)),
+        ({"beta": {"low": 0.4, "high": 0.9, "step": 0.1}}, "beta", FloatDistribution(0.4, 0.9, step=0.1)),
+        ({"num_steps": {"low": 10, "high": 30}}, "num_steps", IntDistribution(10, 30)),
+        ({"training.batch_size": {"low": 32, "high": 256, "log": True}}, "training.batch_size", IntDistribution(32, 256, log=True)),
+        ({"slope": {"low": 1, "high": 100, "log": True}}, "fast_sigmoid.slope", FloatDistribution(1, 100, log=True)),
+    ],
+)
+def test_each_entry_becomes_its_distribution(entry, name, distribution):
+    trial, _ = sample(entry, n=1)[0]
+    assert trial.distributions[name] == distribution
+
+
+def test_a_scalar_is_fixed_and_not_sampled():
+    trial, cfg = sample({"lr": 0.003, "neuron": ["synaptic"]}, n=1)[0]
+    assert "lr" not in trial.params and cfg.training.lr == 0.003 and cfg.model.neuron == "synaptic"
+
+
+def test_the_tbptt_window_is_sampled_only_for_tbptt():
+    for trial, cfg in sample({"backprop": ["bptt", "tbptt", "rtrl"], "tbptt_window": {"low": 2, "high": 8}}):
+        assert ("tbptt_window" in trial.params) == (cfg.training.backprop == "tbptt")
+        if cfg.training.backprop == "tbptt":
+            assert cfg.training.tbptt_window == trial.params["tbptt_window"]
+
+
+def test_alpha_is_sampled_only_for_alpha_and_synaptic_and_above_beta_for_alpha():
+    seen = set()
+    for trial, cfg in sample({"neuron": ["alpha", "leaky", "synaptic", "lapicque"], "beta": {"low": 0.3, "high": 0.9},
+                              "alpha": {"low": 0.5, "high": 0.99}}, n=120):
+        n = cfg.model.neuron
+        seen.add(n)
+        alpha_names = [k for k in trial.params if k.endswith("alpha") and k != "neuron"]
+        assert bool(alpha_names) == (n in ("alpha", "synaptic"))
+        if n == "alpha":
+            assert cfg.model.alpha > cfg.model.beta
+        if n == "lapicque":
+            assert cfg.model.beta > 1 / math.e
+    assert seen == {"alpha", "leaky", "synaptic", "lapicque"}
+
+
+def test_each_surrogate_gets_its_own_shape_parameter_under_its_own_name():
+    for trial, cfg in sample({"surrogate": ["fast_sigmoid", "atan", "straight_through_estimator", "sigmoid"],
+                              "slope": {"low": 1, "high": 50}, "surrogate_args.alpha": {"low": 0.5, "high": 4}}):
+        s = cfg.model.surrogate
+        names = {k for k in trial.params if "." in k}
+        expected = {"fast_sigmoid": {"fast_sigmoid.slope"}, "sigmoid": {"sigmoid.slope"}, "atan": {"atan.alpha"},
+                    "straight_through_estimator": set()}[s]
+        assert names == expected
+        for name in names:
+            assert cfg.model.surrogate_args[name.split(".")[1]] == trial.params[name]
+
+
+def test_the_grid_is_every_combination_of_the_categorical_lists():
+    space = SearchSpace(BASE, {"neuron": ["leaky", "alpha"], "surrogate": ["atan", "sigmoid", "triangular"], "lr": 0.01})
+    grid = space.grid()
+    assert len(grid) == 6 and len({tuple(sorted(g.items())) for g in grid}) == 6
+
+
+BAD = [
+    ({"search": {"neuron": ["leaky", "izhikevich"]}}, "search.neuron -> model.neuron"),
+    ({"search": {"nuron": ["leaky"]}}, "search.nuron"),
+    ({"search": {"lr": {"low": 0.1, "high": 0.01}}}, "search.lr"),
+    ({"search": {"lr": {"low": 0, "high": 0.1, "log": True}}}, "search.lr.low"),
+    ({"search": {"lr": {"low": 0.001}}}, "search.lr"),
+    ({"search": {"lr": {"low": 0.001, "high": 0.01, "scale": 2}}}, "search.lr.scale"),
+    ({"search": {"backprop": ["tbptt"], "tbptt_window": {"low": 2, "high": 40}}}, "search.tbptt_window"),
+    ({"search": {"neuron": ["alpha"], "alpha": {"low": 0.1, "high": 0.4}}}, "search.alpha"),
+    ({"search": {"surrogate": ["atan"], "slope": {"low": 1, "high": 2}}}, "search.slope"),
+    ({"search": {"neuron": []}}, "search.neuron"),
+    ({"search": {"root": ["a", "b"]}}, "search.root"),
+    ({"study": {"sampler": "cmaes"}}, "study.sampler"),
+    ({"study": {"pruner": "asha"}}, "study.pruner.name"),
+    ({"study": {"pruner": {"name": "median", "warmup": 3}}}, "study.pruner.warmup"),
+    ({"study": {"workers": 0}}, "study.workers"),
+    ({"study": {"n_trials": 0, "sampler": "tpe"}}, "study.n_trials"),
+    ({"study": {"sampler": "tpe"}}, "study.n_trials"),
+    ({"study": {"devices": ["tpu:0"]}, "search": {"neuron": ["leaky"]}}, "study.devices"),
+    ({"study": {"colour": "red"}}, "study.colour"),
+    ({"trainig": {}}, "trainig"),
+]
+
+
+@pytest.mark.parametrize("data, field", BAD, ids=[b[1] for b in BAD])
+def test_a_bad_study_config_names_the_field(data, field):
+    data = {"study": {"sampler": "grid", **data.get("study", {})}, **{k: v for k, v in data.items() if k != "study"}}
+    with pytest.raises(ConfigError) as err:
+        StudyConfig.from_dict(data)
+    assert err.value.field == field, str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_is_a_valid_study(name):
+    cfg = StudyConfig.from_dict(load_preset(name))
+    assert cfg.target(cfg.search) >= 1
+
+
+def test_the_grid_preset_covers_all_96_combinations():
+    cfg = StudyConfig.from_dict(load_preset("mnist-grid"))
+    assert cfg.study.n_trials == 96 and len(cfg.search.combinations()) == 96
+
+
+def test_per_combination_makes_one_study_per_neuron_surrogate_backprop():
+    cfg = StudyConfig.from_dict({
+        "study": {"name": "s", "sampler": "random", "n_trials": 3, "per_combination": True},
+        "search": {"neuron": ["leaky", "alpha"], "surrogate": ["atan"], "backprop": ["bptt", "rtrl"],
+                   "lr": {"low": 0.001, "high": 0.01}},
+    })
+    names = [n for n, _ in cfg.studies()]
+    assert names == ["s/leaky-atan-bptt", "s/leaky-atan-rtrl", "s/alpha-atan-bptt", "s/alpha-atan-rtrl"]
+    _, space = cfg.studies()[2]
+    trial, cfg2 = sample({}, n=1, base=space.base)[0]
+    assert (cfg2.model.neuron, cfg2.training.backprop) == ("alpha", "bptt")
+    assert [r.key for r in space.ranges] == ["lr"] and not space.categorical

@@ -1,0 +1,184 @@
+"""`snn-study run`, `best`, `list` as a user runs them: real processes on temporary SQLite files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from conftest import REPO, SNN_STUDY
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def study_yaml(tmp_path: Path, **study) -> Path:
+    """A grid over 2 neurons x 2 surrogates x 2 backprop methods on tiny synthetic data."""
+    db = tmp_path / "study.db"
+    config = {
+        "study": {"name": "grid8", "sampler": "grid", "storage": f"sqlite:///{db}",
+                  "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0}, **study},
+        "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400},
+        "model": {"channels": [4, 8], "num_steps": 5},
+        "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
+        "search": {"neuron": ["leaky", "synaptic"], "surrogate": ["fast_sigmoid", "atan"], "backprop": ["bptt", "tbptt"],
+                   "tbptt_window": 2},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(*args, timeout=300, **kwargs):
+    return subprocess.run([*SNN_STUDY, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def combos(trials):
+    return Counter(
+        (t.params["neuron"], t.params["surrogate"], t.params["backprop"]) for t in trials if t.state in FINISHED
+    )
+
+
+def load(path: Path, name="grid8"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+
+
+def test_a_grid_run_by_three_workers_holds_each_combination_exactly_once(tmp_path):
+    proc = run("run", "--config", str(study_yaml(tmp_path)), "--workers", "3", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    study = load(tmp_path / "study.db")
+    counted = combos(study.trials)
+    assert len(counted) == 8 and set(counted.values()) == {1}
+    # each finished trial carries what the dashboard and the reports need
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done and all({"config", "test_acc", "spike_rates", "n_params", "seconds", "weights_artifact"} <= set(t.user_attrs) for t in done)
+    assert (tmp_path / "artifacts").is_dir()
+    assert "snn-study dashboard --storage" in proc.stdout and "snn-study best --study grid8" in proc.stdout
+
+
+def test_running_the_same_command_again_resumes_and_adds_nothing_when_done(tmp_path):
+    config = study_yaml(tmp_path)
+    assert run("run", "--config", str(config), "--quiet").returncode == 0
+    again = run("run", "--config", str(config), "--quiet")
+    assert again.returncode == 0
+    assert len(load(tmp_path / "study.db").trials) == 8
+
+
+def test_list_shows_trial_counts_and_the_best_value(tmp_path):
+    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    proc = run("list", "--storage", f"sqlite:///{tmp_path / 'study.db'}")
+    assert proc.returncode == 0
+    header, row = proc.stdout.splitlines()[:2]
+    assert header.split()[:3] == ["study", "complete", "pruned"]
+    fields = row.split()
+    assert fields[0] == "grid8" and int(fields[1]) + int(fields[2]) == 8
+
+
+def test_best_then_train_reproduces_the_trials_validation_accuracy_exactly(tmp_path):
+    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    out = tmp_path / "best"
+    proc = run("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert "best.yaml" in files and len(files) >= 2
+    study = load(tmp_path / "study.db")
+    best_trial = study.best_trial
+    train = run("train", "--config", str(out / "best.yaml"), "--json", "--quiet")
+    assert train.returncode == 0, train.stderr
+    assert json.loads(train.stdout.splitlines()[-1])["val_acc"] == best_trial.value
+
+
+def test_best_by_neuron_writes_one_file_per_neuron(tmp_path):
+    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    out = tmp_path / "best"
+    assert run("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out),
+               "--by", "neuron").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "leaky.yaml", "synaptic.yaml"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "search.neuron=[leaky, izhikevich]"], "search.neuron -> model.neuron: got 'izhikevich'"),
+        (["--set", "search.lr={low: 0.1, high: 0.01}"], "search.lr: got"),
+        (["--set", "search.tbptt_window=9"], "training.tbptt_window: got 9; must be <= model.num_steps (5)"),
+        (["--set", "study.sampler=cmaes"], "study.sampler: got 'cmaes'"),
+        (["--storage", "mysqlx://nowhere/db"], "study.storage"),
+    ],
+)
+def test_a_bad_config_exits_2_with_one_line_and_leaves_no_study(tmp_path, args, message):
+    proc = run("run", "--config", str(study_yaml(tmp_path)), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_best_of_a_study_that_does_not_exist_exits_2_and_writes_nothing(tmp_path):
+    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    out = tmp_path / "best"
+    proc = run("best", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
+    assert proc.returncode == 2 and "--study: got 'nope'; no such study" in proc.stderr
+    assert not out.exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
+    config = study_yaml(tmp_path, heartbeat_interval=1, grace_period=3)
+    data = yaml.safe_load(config.read_text())
+    data["training"]["epochs"] = 6  # long enough to be killed in the middle
+    config.write_text(yaml.safe_dump(data))
+    db = tmp_path / "study.db"
+    parent = subprocess.Popen([*SNN_STUDY, "run", "--config", str(config), "--workers", "2", "--quiet"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        victim = None
+        while victim is None and time.time() < deadline:
+            time.sleep(0.3)
+            if not db.exists():
+                continue
+            try:
+                running = [t for t in load(db).trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
+            except Exception:  # the study is still being created
+                continue
+            if running and len(_children(parent.pid)) == 2:
+                victim = _children(parent.pid)[0]
+        assert victim is not None, "no trial got going"
+        os.kill(victim, signal.SIGKILL)
+        parent.communicate(timeout=300)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 1  # one worker died: the run says so and how to resume
+    rerun = run("run", "--config", str(config), "--quiet")
+    assert rerun.returncode == 0, rerun.stderr
+    study = load(db)
+    counted = combos(study.trials)
+    assert len(counted) == 8 and set(counted.values()) == {1}
+    assert any(t.state == TrialState.FAIL for t in study.trials)  # the killed one, failed by its missing heartbeat
+    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in study.trials)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_workers_share_a_grid_study_on_postgresql(tmp_path, postgres_url):
+    config = study_yaml(tmp_path, storage=postgres_url, artifacts=str(tmp_path / "artifacts"))
+    proc = run("run", "--config", str(config), "--workers", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    study = optuna.load_study(study_name="grid8", storage=postgres_url)
+    counted = combos(study.trials)
+    assert len(counted) == 8 and set(counted.values()) == {1}
+    listed = run("list", "--storage", postgres_url)
+    assert listed.returncode == 0 and "grid8" in listed.stdout
