@@ -1,0 +1,19 @@
+"""Where studies live: Optuna's storage, a per-epoch metrics table beside it, and artifacts.
+
+One URL names everything: a SQLite file for one machine (WAL, busy timeout, several
+workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
+"""
+
+from ._artifacts import artifact_dir, artifact_store
+from ._engines import DEFAULT_URL
+from ._epochs import EpochLog
+from ._studies import list_studies, open_storage
+
+__all__ = [
+    "DEFAULT_URL",
+    "EpochLog",
+    "artifact_dir",
+    "artifact_store",
+    "list_studies",
+    "open_storage",
+]

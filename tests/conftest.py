@@ -67,7 +67,10 @@ def postgres_url():
     import sqlalchemy as sa
 
     name = f"snn_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    parsed = sa.engine.make_url(admin_url)
+    if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; the [postgres] extra has psycopg2
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)

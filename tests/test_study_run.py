@@ -17,6 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from conftest import REPO, SNN_STUDY
+from storage import open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -177,7 +178,7 @@ def test_two_workers_share_a_grid_study_on_postgresql(tmp_path, postgres_url):
     config = study_yaml(tmp_path, storage=postgres_url, artifacts=str(tmp_path / "artifacts"))
     proc = run("run", "--config", str(config), "--workers", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    study = optuna.load_study(study_name="grid8", storage=postgres_url)
+    study = optuna.load_study(study_name="grid8", storage=open_storage(postgres_url, heartbeat_interval=None))
     counted = combos(study.trials)
     assert len(counted) == 8 and set(counted.values()) == {1}
     listed = run("list", "--storage", postgres_url)

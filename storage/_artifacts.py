@@ -1,0 +1,36 @@
+"""Where trial artifacts (best weights, traces) live, so that optuna-dashboard can show them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+
+from . import _engines
+
+ARTIFACTS_ENV = "SNN_STUDY_ARTIFACTS"
+_DEFAULT_ROOT = Path("runs/artifacts")
+
+
+def artifact_dir(url: str, root: str | None = None) -> Path:
+    """The artifact folder for the study storage at ``url`` (not created; see :func:`artifact_store`).
+
+    ``root`` if given; else, for an SQLite file, ``artifacts/`` beside it (``runs/artifacts``
+    for the default URL), so a study database and its artifacts move together; else
+    ``$SNN_STUDY_ARTIFACTS``, else ``runs/artifacts``. Start optuna-dashboard with
+    ``--artifact-dir`` on this folder.
+    """
+    if root is not None:
+        return Path(root)
+    database = _engines.sqlite_file(_engines.parse_url(url))
+    if database is not None:
+        return Path(database).expanduser().parent / "artifacts"
+    return Path(os.environ.get(ARTIFACTS_ENV) or _DEFAULT_ROOT)
+
+
+def artifact_store(url: str, root: str | None = None) -> optuna.artifacts.FileSystemArtifactStore:
+    """An Optuna artifact store in :func:`artifact_dir` (``url``, ``root``), the folder created."""
+    path = artifact_dir(url, root)
+    path.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(path)

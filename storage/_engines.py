@@ -1,0 +1,243 @@
+"""Storage URLs: checking them, one cached SQLAlchemy engine per URL, and opening errors as ConfigError.
+
+Every way a ``study.storage`` URL can be wrong (not a URL, an unknown database, a missing
+driver, a file that is not SQLite, a server that does not answer) ends here as one
+:class:`objectives.ConfigError` line that says what to do.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
+
+from objectives import ConfigError
+
+FIELD = "study.storage"
+DEFAULT_URL = "sqlite:///runs/snn_study.db"
+
+#: seconds an SQLite connection waits for another writer before "database is locked"; long,
+#: because a waiting worker loses nothing while a failed write loses a trial
+SQLITE_BUSY_TIMEOUT_S = 60
+#: seconds a PostgreSQL connection attempt may take: a wrong host fails the run quickly
+PG_CONNECT_TIMEOUT_S = 10
+#: attempts of one write before its error is raised; the waits between them double from
+#: ``RETRY_FIRST_WAIT_S`` (about 7 s in all), enough to ride out a PostgreSQL restart
+WRITE_ATTEMPTS = 5
+RETRY_FIRST_WAIT_S = 0.5
+#: engines kept per process; a worker touches one or two URLs, so more only happens in tests
+MAX_CACHED_ENGINES = 8
+
+_T = TypeVar("_T")
+
+_URL_EXAMPLES = "use sqlite:///PATH.db or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked storage URL: what to connect to and how to name it in messages."""
+
+    url: URL
+    #: the URL as given, password hidden, for error messages and logs
+    shown: str
+    #: the SQLite file (absolute); ``None`` for a server or an in-memory SQLite database
+    path: Path | None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+
+def parse_url(url: str) -> URL:
+    """Check that ``url`` is a URL of a database kind SQLAlchemy knows, without touching anything."""
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError, TypeError) as e:
+        raise ConfigError(FIELD, url, f"not a database URL ({_one_line(e)}); {_URL_EXAMPLES}") from None
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.0 reads a bare postgresql:// as psycopg2 and 2.1 as psycopg 3; pin the
+        # driver that the [postgres] extra installs so both behave the same.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    try:
+        parsed.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(FIELD, shown, f"unknown database kind {parsed.drivername!r}; {_URL_EXAMPLES}") from None
+    return parsed
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The SQLite file named by ``url`` as written (maybe relative); ``None`` for a server or in-memory."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
+
+
+def parse(url: str, *, create: bool) -> Target:
+    """Check ``url`` without connecting; an SQLite file's folder is created when ``create``."""
+    parsed = parse_url(url)
+    shown = make_url(url).render_as_string(hide_password=True)  # as the user wrote it
+    database = sqlite_file(parsed)
+    if database is None:
+        return Target(parsed, shown, None)
+
+    # An absolute path keeps the engine cache and every later message correct if the
+    # process changes folder, and lets a spawned worker reopen the same file.
+    path = Path(database).expanduser().resolve()
+    if not create and not path.is_file():
+        raise ConfigError(FIELD, shown, f"no study database at {path}; run a study first or fix the path")
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise ConfigError(
+                    FIELD, shown, f"{path} is not an SQLite database; point study.storage at a study database or a new file"
+                )
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return Target(parsed.set(database=str(path)), shown, path)
+
+
+def engine_kwargs(target: Target) -> dict[str, Any]:
+    """Keyword arguments for ``create_engine`` (also given to Optuna's own engine)."""
+    if target.is_sqlite:
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}  # a server may drop idle connections between trials
+    if target.url.drivername == "postgresql+psycopg2" and "connect_timeout" not in target.url.query:
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return kwargs
+
+
+def begin_immediate(engine: Engine) -> None:
+    """Make every transaction on ``engine`` (SQLite) take the write lock when it starts.
+
+    Optuna hands a queued trial to a worker by reading that it is WAITING and then
+    writing RUNNING. pysqlite runs that read outside any transaction (it opens one
+    only at the first write), so two workers could both read WAITING and both run the
+    same trial. ``BEGIN IMMEDIATE`` makes read-then-write atomic across processes;
+    the others wait in the busy timeout.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        dbapi = conn.connection.dbapi_connection
+        if dbapi.isolation_level is not None:
+            dbapi.isolation_level = None  # pysqlite must not open (or skip opening) transactions itself
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(target: Target) -> Engine:
+    """A fresh engine for ``target``; a missing database driver becomes a ConfigError."""
+    try:
+        return sqlalchemy.create_engine(target.url, **engine_kwargs(target))
+    except ImportError as e:
+        if target.url.drivername == "postgresql+psycopg2":
+            hint = "pip install snn-study[postgres]"
+        else:
+            hint = f"install the Python driver for {target.url.drivername}"
+        raise ConfigError(FIELD, target.shown, f"the database driver is missing ({_one_line(e)}); {hint}") from None
+
+
+_engines: collections.OrderedDict[str, Engine] = collections.OrderedDict()
+_engines_lock = threading.Lock()
+
+
+def engine(target: Target) -> Engine:
+    """The process's engine for ``target``, made on first use; past the cap the least recently used goes."""
+    key = target.url.render_as_string(hide_password=False)
+    with _engines_lock:
+        if key in _engines:
+            _engines.move_to_end(key)
+            return _engines[key]
+        new = create_engine(target)
+        _engines[key] = new
+        while len(_engines) > MAX_CACHED_ENGINES:
+            _, old = _engines.popitem(last=False)
+            old.dispose()  # anyone still holding it just reconnects on next use
+        return new
+
+
+def _forget_pools_in_child() -> None:
+    # A forked worker must not use the parent's pooled connections (shared sockets and
+    # SQLite handles); close=False leaves them to the parent.
+    for e in _engines.values():
+        e.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
+def check_connection(target: Target, *, create: bool) -> list[str]:
+    """Connect once and return the table names; a database that cannot be opened becomes a ConfigError.
+
+    When ``create``, an SQLite file is switched to WAL (the mode is stored in the file, so
+    this is a no-op after the first time): readers such as optuna-dashboard then never
+    block the workers' writes, nor they the readers.
+    """
+
+    def connect() -> list[str]:
+        with engine(target).connect() as conn:
+            if create and target.path is not None:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            return sqlalchemy.inspect(conn).get_table_names()
+
+    try:
+        # Only a lock is worth waiting for here: a server that refuses should fail the run at once.
+        return with_retries(connect, retry_if=_sqlite_locked)
+    except sa_exc.DBAPIError as e:
+        _drop(target)
+        if target.path is not None:
+            where, hint = f"cannot open {target.path}", "check the path, its permissions and that nothing holds it locked"
+        else:
+            where, hint = "cannot reach the database server", "check host, port, user, password and that the server runs"
+        raise ConfigError(FIELD, target.shown, f"{where} ({_one_line(e.orig)}); {hint}") from None
+
+
+def _passes(error: sa_exc.DBAPIError) -> bool:
+    # What passes: SQLite still locked after its busy timeout (or a table that another
+    # worker created between our check and our CREATE), a PostgreSQL connection dropped
+    # (SQLAlchemy marks it invalidated) or a server restarting (OperationalError).
+    # Anything else is a real error and raised at once.
+    return isinstance(error, sa_exc.OperationalError) or error.connection_invalidated
+
+
+def with_retries(write: Callable[[], _T], *, retry_if: Callable[[sa_exc.DBAPIError], bool] = _passes) -> _T:
+    """Run ``write``; while it fails with an error that ``retry_if`` calls passing, again after a growing pause."""
+    for attempt in range(WRITE_ATTEMPTS - 1):
+        try:
+            return write()
+        except sa_exc.DBAPIError as e:
+            if not retry_if(e):
+                raise
+            # jitter: workers that failed together should not retry together
+            time.sleep(RETRY_FIRST_WAIT_S * 2**attempt * random.uniform(0.5, 1.5))
+    return write()
+
+
+def _sqlite_locked(error: sa_exc.DBAPIError) -> bool:
+    # SQLite skips the busy timeout and answers "database is locked" at once where waiting
+    # could deadlock (e.g. two connections switching a new file to WAL together).
+    return "locked" in str(error.orig)
+
+
+def _drop(target: Target) -> None:
+    with _engines_lock:
+        failed = _engines.pop(target.url.render_as_string(hide_password=False), None)
+    if failed is not None:
+        failed.dispose()
+
+
+def _one_line(error: BaseException | None) -> str:
+    # Driver messages span lines (libpq adds hints); ConfigError promises one line.
+    return " ".join(str(error).split())

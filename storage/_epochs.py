@@ -1,0 +1,94 @@
+"""Per-epoch metrics in their own table beside Optuna's, because an Optuna step holds one float."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from objectives import EpochMetrics
+
+from . import _engines
+
+TABLE_NAME = "snn_epoch_metrics"
+
+# Our own MetaData, so creating this table never touches (or even looks at) Optuna's.
+_metadata = sa.MetaData()
+_table = sa.Table(
+    TABLE_NAME,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_name", sa.String(512), nullable=False),
+    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("trial_id", sa.Integer, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("train_loss", sa.Float),
+    sa.Column("train_acc", sa.Float),
+    sa.Column("val_acc", sa.Float),
+    # JSON text (a list of floats, one per spiking layer): the layer count varies between trials
+    sa.Column("spike_rates", sa.Text, nullable=False),
+    sa.Column("seconds", sa.Float),
+    sa.Column("train_samples_per_s", sa.Float),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index(f"ix_{TABLE_NAME}_study_trial_epoch", "study_name", "trial_number", "epoch"),
+)
+
+class EpochLog:
+    """The per-epoch metrics of every trial, in table ``snn_epoch_metrics`` of the study database.
+
+    ``EpochLog(url)`` accepts the same URLs as :func:`storage.open_storage` and raises the
+    same :class:`objectives.ConfigError`; ``create=False`` only opens an existing database.
+    Engines are shared per URL within a process, so making one per trial is cheap.
+    """
+
+    def __init__(self, url: str, *, create: bool = True):
+        target = _engines.parse(url, create=create)
+        self._has_table = TABLE_NAME in _engines.check_connection(target, create=create)
+        self._engine = _engines.engine(target)
+
+    def record(self, study_name: str, trial_number: int, trial_id: int, metrics: EpochMetrics) -> None:
+        """Append one epoch of one trial; transient "database is locked" or server errors are retried."""
+        row = {
+            "study_name": study_name,
+            "trial_number": trial_number,
+            "trial_id": trial_id,
+            "epoch": metrics.epoch,
+            "train_loss": metrics.train_loss,
+            "train_acc": metrics.train_acc,
+            "val_acc": metrics.val_acc,
+            "spike_rates": json.dumps([float(r) for r in metrics.spike_rates]),
+            "seconds": metrics.seconds,
+            "train_samples_per_s": metrics.train_samples_per_s,
+            "created_at": datetime.now(timezone.utc),
+        }
+
+        def insert() -> None:
+            with self._engine.begin() as conn:
+                if not self._has_table:
+                    # checkfirst: another worker may have created it since we looked
+                    _table.create(conn, checkfirst=True)
+                conn.execute(_table.insert(), row)
+
+        _engines.with_retries(insert)
+        self._has_table = True
+
+    def read(self, study_name: str) -> list[dict[str, Any]]:
+        """Every recorded epoch of ``study_name``, ordered by trial number then epoch; ``spike_rates`` as a list."""
+        with self._engine.connect() as conn:
+            if not sa.inspect(conn).has_table(TABLE_NAME):
+                return []
+            query = (
+                sa.select(_table)
+                .where(_table.c.study_name == study_name)
+                .order_by(_table.c.trial_number, _table.c.epoch, _table.c.id)
+            )
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["spike_rates"] = json.loads(row["spike_rates"])
+        return rows
+
+    def close(self) -> None:
+        """Close this process's pooled connections to the database (the next use reconnects)."""
+        self._engine.dispose()

@@ -1,0 +1,109 @@
+"""Optuna's own storage: opening it for workers (heartbeats, retries) and summarising its studies."""
+
+from __future__ import annotations
+
+import collections
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from sqlalchemy import exc as sa_exc
+
+from objectives import ConfigError
+
+from . import _engines
+
+#: the Optuna table every study database has; its absence means "not an Optuna database"
+_OPTUNA_STUDIES_TABLE = "studies"
+_COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = 10,
+    grace_period: int | None = 30,
+    max_retry: int = 2,
+    create: bool = True,
+) -> optuna.storages.RDBStorage:
+    """Open the Optuna storage at ``url`` for one worker process.
+
+    SQLite files (``sqlite:///relative/or/absolute.db``) get their folder created, WAL
+    journaling and a long busy timeout, so several local workers and optuna-dashboard can
+    share one file. Any other SQLAlchemy URL (e.g. ``postgresql://user:pw@host:5432/db``)
+    is passed through with ``pool_pre_ping``: that is the choice for many machines.
+
+    With ``heartbeat_interval`` set, a running trial records a heartbeat every that many
+    seconds; one silent for ``grace_period`` seconds (its worker died) is failed by the next
+    worker that starts a trial and re-queued with the same parameters, at most ``max_retry``
+    times. ``heartbeat_interval=None`` turns this off (read-only tools need no heartbeat).
+
+    ``create=False`` opens an existing study database only and creates nothing.
+    Every way the URL can be wrong raises :class:`objectives.ConfigError` on ``study.storage``.
+    """
+    target = _engines.parse(url, create=create)
+    tables = _engines.check_connection(target, create=create)
+    if not create and _OPTUNA_STUDIES_TABLE not in tables:
+        where = target.path or target.shown
+        raise ConfigError(_engines.FIELD, target.shown, f"no study database at {where}; run a study first or fix the URL")
+    with warnings.catch_warnings():
+        # Heartbeats and the retry callback are marked experimental; we rely on them on
+        # purpose, and the warning would be printed by every worker on every start.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = (
+            None if heartbeat_interval is None else optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        )
+
+        def make() -> optuna.storages.RDBStorage:
+            opened = optuna.storages.RDBStorage(
+                target.url.render_as_string(hide_password=False),
+                engine_kwargs=_engines.engine_kwargs(target),
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=retry,
+                skip_table_creation=not create,
+            )
+            if target.is_sqlite:
+                # after Optuna's initialisation, whose migration tool nests two connections
+                _engines.begin_immediate(opened.engine)
+            return opened
+
+        # Workers started together on a new database race through Optuna's initialisation,
+        # which is not atomic: creating its tables (OperationalError "already exists", hence
+        # the retries) and stamping its schema version (IntegrityError). The loser finds the
+        # database initialised on its second try.
+        try:
+            return _engines.with_retries(make)
+        except sa_exc.IntegrityError:
+            return _engines.with_retries(make)
+
+
+def list_studies(url: str) -> list[dict[str, Any]]:
+    """Summarise every study in the storage at ``url``, oldest first, without writing to it.
+
+    Each entry has ``name``, ``directions`` (e.g. ``["MAXIMIZE"]``), ``n_trials``, the trial
+    counts ``complete``, ``pruned``, ``fail``, ``running`` and ``waiting``, ``best_value``
+    (``None`` without a complete trial, and for multi-objective studies, which have no single
+    best) and ``datetime_start`` (``None`` before the first trial).
+    """
+    storage = open_storage(url, heartbeat_interval=None, create=False)
+    try:
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
+        rows = []
+        for summary in summaries:
+            study_id = storage.get_study_id_from_name(summary.study_name)
+            states = collections.Counter(t.state for t in storage.get_all_trials(study_id, deepcopy=False))
+            rows.append(
+                {
+                    "name": summary.study_name,
+                    "directions": [d.name for d in summary.directions],
+                    "n_trials": summary.n_trials,
+                    **{state.name.lower(): states[state] for state in _COUNTED_STATES},
+                    "best_value": summary.best_trial.value if summary.best_trial is not None else None,
+                    "datetime_start": summary.datetime_start,
+                }
+            )
+        return rows
+    finally:
+        storage.engine.dispose()
