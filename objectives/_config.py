@@ -44,6 +44,9 @@ class DatasetConfig:
     #: cap on test images (the test set only reports, it never selects)
     test_subset: int | None = None
     download: bool = True
+    #: standardize pixels to zero mean and unit variance (over the training split) instead of [0, 1];
+    #: for direct encoding only: rate encoding needs [0, 1] as spike probabilities
+    normalize: bool = False
 
     @property
     def resolved_root(self) -> str:
@@ -271,6 +274,8 @@ def _check(cfg: TrialConfig) -> None:
         raise ConfigError("model.reset_mechanism", m.reset_mechanism, f"allowed: {', '.join(RESET_MECHANISMS)} or null")
     _at_least("model.num_steps", m.num_steps, 1)
     _choices("model.encoding", m.encoding, ENCODINGS)
+    if d.normalize and not ENCODINGS[m.encoding].static:
+        raise ConfigError("dataset.normalize", True, f"only with a direct encoding: {m.encoding!r} needs pixels in [0, 1]")
     if not m.channels:
         raise ConfigError("model.channels", list(m.channels), "expected at least one conv block")
     for c in m.channels:

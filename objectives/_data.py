@@ -140,9 +140,10 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
         x = x.to(device).unsqueeze(1).float().div_(255.0) if x.dim() == 3 else x.to(device).float().div_(255.0)
         return Split(x, y.to(device).long())
 
-    return Data(
-        train=split(train_x, train_y, train_idx),
-        val=split(train_x, train_y, val_idx),
-        test=split(test_x[:test_n], test_y[:test_n]),
-        num_classes=int(max(train_y.max(), test_y.max())) + 1,
-    )
+    train, val, test = split(train_x, train_y, train_idx), split(train_x, train_y, val_idx), split(test_x[:test_n], test_y[:test_n])
+    if cfg.normalize:
+        # statistics of the training split only: validation and test must not leak into them
+        mean, std = train.x.mean(), train.x.std()
+        for s in (train, val, test):
+            s.x.sub_(mean).div_(std)
+    return Data(train=train, val=val, test=test, num_classes=int(max(train_y.max(), test_y.max())) + 1)
