@@ -207,7 +207,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _study_config(args)
     # a bad or unreachable storage is a usage error before anything starts
     open_storage(cfg.study.storage, heartbeat_interval=None)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     studies = cfg.studies()
     total = sum(cfg.target(s) for _, s in studies)
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
@@ -233,7 +234,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     from ._runner import worker_main
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return worker_main(args.spec, args.index, args.device, args.quiet)
 
 
