@@ -4,9 +4,10 @@ Two engines compute the same mathematics:
 
 - ``fast`` runs the network layer by layer over a window of time steps. Convolutions
   and the linear layer are stateless, so they run on every step at once (time
-  folded into the batch), and under a static (direct) encoding the first
-  convolution sees the same image at every step, so it runs once per window. Only
-  each neuron's recurrence stays a loop over time.
+  folded into the batch; on a CPU one step at a time, channels-last), and under a
+  static (direct) encoding the first convolution sees the same image at every
+  step, so it runs once per window. Only each neuron's recurrence stays a loop
+  over time, as one autograd node per layer and window (``Neuron.run``).
 - ``snntorch`` is the tutorial's step loop with snntorch's own neuron classes: at
   each step, every layer in turn. It is the reference the fast engine is checked against.
 """
@@ -98,7 +99,7 @@ class ConvSNN(nn.Module):
         for i, conv in enumerate(self.convs):
             if static:
                 # the same image at every step: one convolution serves the whole window
-                spk, mem, s = self.neurons[i].run(F.max_pool2d(conv(h), 2), state[i], num_steps, record)
+                spk, mem, s = self.neurons[i].run(_pool(conv(h)), state[i], num_steps, record)
                 static = False
             else:
                 current = self._per_step(conv, h)
@@ -122,8 +123,9 @@ class ConvSNN(nn.Module):
         steps, batch = h.shape[:2]
         if h.is_cuda:
             return F.max_pool2d(conv(h.flatten(0, 1)), 2).unflatten(0, (steps, batch))
-        # unbind, not h[t]: the backward of each h[t] would zero-fill a whole [T, ...] tensor
-        return torch.stack([F.max_pool2d(conv(step), 2) for step in h.unbind(0)])
+        # unbind, not h[t]: the backward of each h[t] would zero-fill a whole [T, ...] tensor.
+        # The neurons keep each step's layout, so spikes reach the next convolution channels-last.
+        return torch.stack([_pool(conv(step.contiguous(memory_format=torch.channels_last))) for step in h.unbind(0)])
 
     def _steps(self, x, num_steps, state, static, record):
         state = list(state)
@@ -150,6 +152,16 @@ class ConvSNN(nn.Module):
         rates = [s.detach().mean() for s in spk_layers]
         trace = [(s.detach(), torch.stack(m).detach()) for s, m in zip(spk_layers, mems)] if record else None
         return Output(spk_layers[-1], mem_out, state, rates, trace)
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max pooling. On a CPU, channels-last: pooling small NCHW maps (8x8) runs
+    about 20x slower there, and a channels-last convolution output makes the next
+    convolution channels-last too (about 2x faster forward on this network). The
+    values are the same in either layout."""
+    if not x.is_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return F.max_pool2d(x, 2)
 
 
 def detach_state(state: State) -> State:

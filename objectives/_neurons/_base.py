@@ -1,4 +1,5 @@
-"""What every neuron layer shares: an explicit state tuple, one step, a run over time."""
+"""What every neuron layer shares: an explicit state tuple, one step, a run over time
+(one autograd node per window, with a hand-written backward)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ State = tuple[torch.Tensor, ...]
 class Neuron(nn.Module):
     """A layer of spiking neurons with snntorch's equations and no hidden globals.
 
-    Subclasses define ``step(x, state) -> (spk, state)`` for one time step, with
+    Subclasses define ``integrate(x, state, reset) -> state`` for one time step, with
     the state a tuple in snntorch's argument order (membrane last), so the same
     tuple can be passed to the snntorch class for comparison. ``reset`` is the
     detached spike of the *previous* membrane, as snntorch computes it
-    (``mem_reset``), so a spike resets the membrane at the next step.
+    (``mem_reset``), so a spike resets the membrane at the next step. :meth:`step`
+    is one step through autograd; :meth:`run` goes over a window of steps as one
+    autograd node, whose backward is the subclass's :meth:`backward_window`.
+    The neuron's own parameters (beta, alpha, threshold) are buffers: no gradient
+    reaches them, in either path.
     """
 
     #: state variables, in snntorch's argument order; the membrane is last
@@ -57,7 +62,26 @@ class Neuron(nn.Module):
         """Spikes of the new membrane, through the surrogate gradient."""
         return self.spike_fn(mem - self.threshold)
 
+    def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
+        """The new state after input ``x``, given ``reset``: the previous step's spike (0 or 1, no gradient)."""
+        raise NotImplementedError
+
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One time step with autograd through every operation (the reference the fused run is checked against)."""
+        state = self.integrate(x, state, self.previous_spike(state[-1]))
+        return self.fire(state[-1]), state
+
+    def backward_window(self, steps: int, local, reset, later: tuple, emit) -> tuple[torch.Tensor | None, ...]:
+        """The backward pass of :meth:`integrate` over a window of ``steps`` steps, by hand,
+        from the last step to the first.
+
+        ``local(t)`` is a new tensor (the method may overwrite it): the gradient on step
+        ``t``'s membrane from that step's own outputs (the spike through the surrogate,
+        the recorded membrane). ``reset(t)`` is step ``t``'s reset signal. ``later``
+        holds the gradients on the last step's other state variables (``state[:-1]``,
+        ``None`` where there is none). ``emit(t, grad)`` takes the gradient on step
+        ``t``'s input. Returns the gradients on the initial state (``None`` where zero).
+        """
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -73,21 +97,24 @@ class Neuron(nn.Module):
         ``num_steps`` steps (direct encoding: the same current at every step).
 
         Returns the spikes ``[T, ...]``, the membrane ``[T, ...]`` when ``record_mem``
-        (else ``None``) and the final state.
+        (else ``None``) and the final state, the same values as :meth:`step` repeated.
+        A window of several steps is one autograd node (:class:`_Window`); a single
+        step is :meth:`step` itself.
         """
-        constant = num_steps is not None
-        steps = num_steps if constant else current.shape[0]
+        steps = num_steps if num_steps is not None else current.shape[0]
         if state is None:
-            state = self.init_state(current if constant else current[0])
-        # unbind, not current[t]: the backward of each current[t] would zero-fill a whole [T, ...] tensor
-        inputs = [current] * steps if constant else current.unbind(0)
-        spikes, mems = [], []
-        for x in inputs:
-            spk, state = self.step(x, state)
-            spikes.append(spk)
-            if record_mem:
-                mems.append(state[-1])
-        return torch.stack(spikes), (torch.stack(mems) if record_mem else None), state
+            state = self.init_state(current if num_steps is not None else current[0])
+        if torch.is_grad_enabled() and (current.requires_grad or any(s.requires_grad for s in state)):
+            if steps == 1:
+                # one step (RTRL): no loop over time to save, and autograd's own bookkeeping is
+                # cheaper than a Python-level node
+                spk, state = self.step(current if num_steps is not None else current[0], state)
+                return spk.unsqueeze(0), (state[-1].unsqueeze(0) if record_mem else None), state
+            spikes, mems, *others = _Window.apply(self, num_steps, current, *state)
+            return spikes, (mems if record_mem else None), (*others, mems[-1])
+        # nothing to differentiate (evaluation): the same loop, keeping the membrane only when asked
+        spikes, mems, state, _ = _integrate_window(self, current, num_steps, state, keep_mems=record_mem)
+        return spikes, mems, state
 
     def to_snntorch(self, init_hidden: bool = False, output: bool = False, track: bool = False) -> nn.Module:
         """The equivalent ``snntorch`` neuron, with the same parameters and surrogate.
@@ -110,3 +137,104 @@ def untrack(module: nn.Module) -> None:
     """Remove ``module``'s snntorch neurons from snntorch's global instance list."""
     ids = {id(m) for m in module.modules()}
     SpikingNeuron.instances[:] = [n for n in SpikingNeuron.instances if id(n) not in ids]
+
+
+def steps_like(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """An empty ``[steps, *x.shape]`` tensor whose every step has ``x``'s memory layout
+    (channels-last stays channels-last, so the next convolution needs no copy)."""
+    if x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)):
+        return torch.empty_strided((steps, *x.shape), (x.numel(), *x.stride()), dtype=x.dtype, device=x.device)
+    return x.new_empty((steps, *x.shape))
+
+
+def _integrate_window(neuron: Neuron, current, num_steps, state, keep_mems: bool):
+    """Forward over a window without autograd: spikes ``[T, ...]``, membranes ``[T, ...]``
+    (``None`` unless ``keep_mems``), the final state and the first step's reset."""
+    steps = num_steps if num_steps is not None else current.shape[0]
+    inputs = [current] * steps if num_steps is not None else current.unbind(0)
+    spikes = steps_like(inputs[0], steps)
+    mems = steps_like(inputs[0], steps) if keep_mems else None
+    with torch.no_grad():
+        reset0 = reset = neuron.previous_spike(state[-1])
+        for t, x in enumerate(inputs):
+            state = neuron.integrate(x, state, reset)
+            if mems is not None:
+                mems[t].copy_(state[-1])
+            # the spike, and the next step's reset: (U - U_thr > 0) is (U > U_thr) for finite floats
+            reset = torch.gt(state[-1], neuron.threshold, out=spikes[t])
+    return spikes, mems, state, reset0
+
+
+class _Window(torch.autograd.Function):
+    """A neuron layer over a window of time steps as one autograd node.
+
+    Forward runs :meth:`Neuron.integrate` step by step without recording a graph
+    (the same operations as :meth:`Neuron.step`, so the same values) and keeps only
+    the membranes and spikes. Backward goes back over the steps: the surrogate's
+    derivative at each step (the function its ``_Spike`` backward calls), then the
+    neuron's hand-written recurrence (:meth:`Neuron.backward_window`). This saves
+    autograd's bookkeeping for some ten small operations per step and layer, and
+    the tensors it would keep for them. Spikes are the Heaviside step of
+    ``U - U_thr``, as every surrogate's forward is.
+    """
+
+    @staticmethod
+    def forward(ctx, neuron: Neuron, num_steps: int | None, current: torch.Tensor, *state: torch.Tensor):
+        spikes, mems, state, reset0 = _integrate_window(neuron, current, num_steps, state, keep_mems=True)
+        ctx.neuron, ctx.constant = neuron, num_steps is not None
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(mems, spikes, reset0)
+        # the final membrane is mems[-1]: the caller takes it from there
+        return (spikes, mems, *state[:-1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_mems, *grad_others):
+        mems, spikes, reset0 = ctx.saved_tensors
+        neuron = ctx.neuron
+        steps = len(mems)
+        derivative = surrogate_derivative(neuron.spike_fn)
+
+        # step by step, not all steps at once: each step's tensors stay in the CPU's cache
+        def local(t):
+            if grad_spikes is None:
+                return grad_mems[t].clone() if grad_mems is not None else torch.zeros_like(mems[t])
+            u = mems[t] - neuron.threshold
+            if derivative is not None:
+                grad = grad_spikes[t] * derivative(u)  # what the surrogate's backward computes
+            else:
+                with torch.enable_grad():
+                    u.requires_grad_()
+                    (grad,) = torch.autograd.grad(neuron.spike_fn(u), u, grad_spikes[t])
+            return grad if grad_mems is None else grad.add_(grad_mems[t])
+
+        grad_x = None if ctx.constant else steps_like(mems[0], steps)
+        summed = False
+
+        def emit(t, grad):
+            nonlocal grad_x, summed
+            if not ctx.constant:
+                grad_x[t].copy_(grad)
+            elif grad_x is None:
+                grad_x = grad  # the neuron may read it again: the sum goes out of place once
+            elif not summed:
+                grad_x, summed = grad_x + grad, True
+            else:
+                grad_x.add_(grad)
+
+        def reset(t):
+            return spikes[t - 1] if t > 0 else reset0
+
+        needs = ctx.needs_input_grad
+        grad_state = neuron.backward_window(steps, local, reset, grad_others, emit)
+        grad_state = [g if need else None for g, need in zip(grad_state, needs[3:])]
+        return (None, None, grad_x if needs[2] else None, *grad_state)
+
+
+def surrogate_derivative(spike_fn):
+    """The derivative a surrogate spike function's backward multiplies the gradient by
+    (what ``_Spike`` keeps as ``ctx.derivative``), or ``None`` for a spike function
+    built otherwise (its own backward is then called step by step)."""
+    with torch.enable_grad():
+        node = spike_fn(torch.zeros((), requires_grad=True)).grad_fn
+    return getattr(node, "derivative", None)

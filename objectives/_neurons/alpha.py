@@ -42,9 +42,8 @@ class Alpha(Neuron):
         tau = torch.log(alpha) / (torch.log(beta) - torch.log(alpha)) + 1
         return syn_exc, syn_inh, tau * (syn_exc + syn_inh)
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         syn_exc_prev, syn_inh_prev, mem = state
-        reset = self.previous_spike(mem)
         syn_exc, syn_inh, mem = self._traces(x, syn_exc_prev, syn_inh_prev)
         if self.reset_mechanism == "subtract":
             # snntorch's subtractive reset for Alpha, term by term
@@ -55,7 +54,37 @@ class Alpha(Neuron):
             syn_exc = syn_exc - syn_exc * reset
             syn_inh = syn_inh - syn_inh * reset
             mem = mem - mem * reset
-        return self.fire(mem), (syn_exc, syn_inh, mem)
+        return (syn_exc, syn_inh, mem)
+
+    def backward_window(self, steps, local, reset, later, emit):
+        # E[t] = alpha E[t-1] + I[t], N[t] = beta N[t-1] - I[t], U[t] = tau (E[t] + N[t]); the
+        # membrane feeds nothing later (only the detached reset): the traces carry the gradient
+        alpha, beta = self.alpha.clamp(0, 1), self.beta.clamp(0, 1)
+        tau = torch.log(alpha) / (torch.log(beta) - torch.log(alpha)) + 1
+        mechanism = self.reset_mechanism
+        # gradients on the traces after step t's reset, from the steps after t (or the final state)
+        exc, inh = later
+        for t in range(steps - 1, -1, -1):
+            g_mem = local(t)
+            exc = exc if exc is not None else torch.zeros_like(g_mem)
+            inh = inh if inh is not None else torch.zeros_like(g_mem)
+            r = reset(t)
+            if mechanism == "zero":
+                keep = 1 - r
+                g_mem.mul_(keep)
+                exc, inh = exc * keep, inh * keep
+            g_exc = torch.addcmul(exc, g_mem, tau)
+            g_inh = torch.addcmul(inh, g_mem, tau)
+            g_x = g_exc - g_inh
+            if mechanism == "subtract":
+                # the reset terms: - (beta N[t-1] - I[t]) reset on N, + N[t-1] reset on U
+                g_x.addcmul_(inh, r)
+                inh = (g_inh - inh * r) * beta + g_mem * r
+            else:
+                inh = g_inh * beta
+            emit(t, g_x)
+            exc = g_exc * alpha
+        return (exc, inh, None)
 
     def _snntorch(self, init_hidden, output):
         return snn.Alpha(

@@ -43,15 +43,31 @@ class Lapicque(Neuron):
         rc = self.R * self.C
         return x * self.R * (1 / rc) * self.time_step + (1 - self.time_step / rc) * mem
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         (mem,) = state
-        reset = self.previous_spike(mem)
         mem = self._integrate(x, mem)
         if self.reset_mechanism == "subtract":
             mem = mem - reset * self.threshold
         elif self.reset_mechanism == "zero":
             mem = mem - reset * mem
-        return self.fire(mem), (mem,)
+        return (mem,)
+
+    def backward_window(self, steps, local, reset, later, emit):
+        # P[t] = c_in I[t] + decay U[t-1]; U[t] = P[t], times (1 - reset[t]) under the zero reset
+        rc = self.R * self.C
+        decay = 1 - self.time_step / rc
+        c_in = self.R * (1 / rc) * self.time_step
+        zero = self.reset_mechanism == "zero"
+        grad = None  # on P[t + 1]
+        for t in range(steps - 1, -1, -1):
+            g = local(t)
+            if grad is not None:
+                g.addcmul_(grad, decay)
+            if zero:
+                g.mul_(1 - reset(t))
+            emit(t, g * c_in)
+            grad = g
+        return (grad * decay,)
 
     def _snntorch(self, init_hidden, output):
         return snn.Lapicque(

@@ -18,9 +18,8 @@ class Leaky(Neuron):
         super().__init__(spike_fn, threshold, reset_mechanism)
         self.register_buffer("beta", torch.as_tensor(float(beta)))
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         (mem,) = state
-        reset = self.previous_spike(mem)
         beta = self.beta.clamp(0, 1)
         if self.reset_mechanism == "subtract":
             mem = beta * mem + x - reset * self.threshold
@@ -28,7 +27,20 @@ class Leaky(Neuron):
             mem = beta * ((1 - reset) * mem) + x
         else:
             mem = beta * mem + x
-        return self.fire(mem), (mem,)
+        return (mem,)
+
+    def backward_window(self, steps, local, reset, later, emit):
+        # dU[t]/dU[t-1] = beta, times (1 - reset[t]) under the zero reset; dU[t]/dI[t] = 1
+        beta = self.beta.clamp(0, 1)
+        zero = self.reset_mechanism == "zero"
+        grad = None
+        for t in range(steps - 1, -1, -1):
+            g = local(t)
+            if grad is not None:
+                g.addcmul_(grad, beta * (1 - reset(t + 1)) if zero else beta)
+            emit(t, g)
+            grad = g
+        return (grad * (beta * (1 - reset(0)) if zero else beta),)
 
     def _snntorch(self, init_hidden, output):
         return snn.Leaky(

@@ -22,16 +22,34 @@ class Synaptic(Neuron):
         self.register_buffer("alpha", torch.as_tensor(float(alpha)))
         self.register_buffer("beta", torch.as_tensor(float(beta)))
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         syn, mem = state
-        reset = self.previous_spike(mem)
         syn = self.alpha.clamp(0, 1) * syn + x
         mem = self.beta.clamp(0, 1) * mem + syn
         if self.reset_mechanism == "subtract":
             mem = mem - reset * self.threshold
         elif self.reset_mechanism == "zero":
             mem = mem - mem * reset
-        return self.fire(mem), (syn, mem)
+        return (syn, mem)
+
+    def backward_window(self, steps, local, reset, later, emit):
+        # P[t] = beta U[t-1] + I_syn[t]; U[t] = P[t], times (1 - reset[t]) under the zero reset;
+        # I_syn[t] = alpha I_syn[t-1] + I[t]
+        alpha, beta = self.alpha.clamp(0, 1), self.beta.clamp(0, 1)
+        zero = self.reset_mechanism == "zero"
+        grad_p = None  # on P[t + 1]
+        grad_syn = later[0]  # on I_syn[t] from the steps after t (or the final state)
+        for t in range(steps - 1, -1, -1):
+            g = local(t)
+            if grad_p is not None:
+                g.addcmul_(grad_p, beta)
+            if zero:
+                g.mul_(1 - reset(t))
+            syn = g if grad_syn is None else g + grad_syn
+            emit(t, syn)
+            grad_syn = syn * alpha
+            grad_p = g
+        return (grad_syn, grad_p * beta)
 
     def _snntorch(self, init_hidden, output):
         return snn.Synaptic(
