@@ -16,7 +16,7 @@ $(BIN)/snn-study: pyproject.toml
 	touch $@
 
 run: $(BIN)/snn-study
-	$(BIN)/snn-study train --config study/presets/seed.yaml
+	$(BIN)/snn-study run --preset quick
 
 test: $(BIN)/snn-study
 	$(BIN)/python -m pytest
