@@ -104,7 +104,10 @@ def parse(url: str, *, create: bool) -> Target:
                     FIELD, shown, f"{path} is not an SQLite database; point study.storage at a study database or a new file"
                 )
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(FIELD, shown, f"cannot create the folder {path.parent} ({exc.strerror}); fix the path") from None
     return Target(parsed.set(database=str(path)), shown, path)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import optuna
 import yaml
@@ -49,11 +49,18 @@ def parse_by(value: str) -> list[str]:
     return keys
 
 
-def export(storage, name: str, out: Path, by: Iterable[str] = ("neuron", "surrogate", "backprop")) -> list[Path]:
+def export(
+    storage,
+    name: str,
+    out: Path,
+    by: Iterable[str] = ("neuron", "surrogate", "backprop"),
+    check_writable: Callable[[Path], None] | None = None,
+) -> list[Path]:
     """Write ``<group>.yaml`` for the best complete trial of each group, and ``best.yaml`` overall.
 
     Each file is the trial's resolved run config (seed included), with a comment
-    header naming the study, the trial and its accuracies.
+    header naming the study, the trial and its accuracies. ``check_writable(out)``
+    creates the folder (or raises) once the study is known to have something to write.
     """
     by = list(by)
     trials = completed_trials(storage, name)
@@ -66,7 +73,10 @@ def export(storage, name: str, out: Path, by: Iterable[str] = ("neuron", "surrog
         if key not in best or t.value > best[key][1].value:
             best[key] = (study_name, t)
     overall = max(best.values(), key=lambda st: st[1].value)
-    out.mkdir(parents=True, exist_ok=True)
+    if check_writable is not None:
+        check_writable(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     written = []
     for key, (study_name, t) in sorted(best.items()):
         written.append(_write(out / ("-".join(map(str, key)) + ".yaml"), study_name, t))

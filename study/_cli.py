@@ -8,7 +8,9 @@ Exit codes: 0 success, 1 a run that failed (diverged, crashed), 2 bad input
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -205,6 +207,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._runner import run
 
     cfg = _study_config(args)
+    _check_datasets(cfg)
     # a bad or unreachable storage is a usage error before anything starts
     open_storage(cfg.study.storage, heartbeat_interval=None)
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
@@ -214,12 +217,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
           f"sampler {cfg.study.sampler}, pruner {cfg.study.pruner.name}, {cfg.study.workers} worker(s), "
           f"storage {cfg.study.storage}", file=sys.stderr)
-    code = run(cfg, quiet=args.quiet)
+    code = run(cfg, quiet=args.quiet, debug=args.debug)
     if code == 0:
         storage = cfg.study.storage
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
               f"      export the best:    snn-study best --study {cfg.study.name} --storage {storage} --out best/")
     return code
+
+
+def _check_datasets(cfg) -> None:
+    """Read every dataset the study can use once, before the storage is touched: a dataset
+    missing offline is a usage error that writes nothing."""
+    from objectives import load
+
+    from ._space import FIELDS
+
+    names = cfg.search._choices(FIELDS["dataset"])
+    for name in names:
+        load(cfg.search.base.replace(**{"dataset.name": name}).dataset)
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
@@ -236,7 +251,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return worker_main(args.spec, args.index, args.device, args.quiet)
+    return worker_main(args.spec, args.index, args.device, args.quiet, args.debug)
 
 
 # ---- best / list / dashboard ---------------------------------------------------------------
@@ -257,15 +272,32 @@ def _best_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
+    from objectives import ConfigError
     from storage import open_storage
 
     from ._best import export, parse_by
 
     by = parse_by(args.by)
-    written = export(open_storage(args.storage, create=False), args.study, Path(args.out), by)
+    storage = open_storage(args.storage, create=False, heartbeat_interval=None)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", str(out), "is a file; give a folder")
+    written = export(storage, args.study, out, by, check_writable=_check_out)
     for path in written:
         print(path)
     return EXIT_OK
+
+
+def _check_out(out: Path) -> None:
+    """Create ``out`` (a folder for results) or fail with one line."""
+    from objectives import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("--out", str(out), f"cannot create it ({exc.strerror}); choose a writable folder") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
@@ -299,18 +331,51 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
     import optuna_dashboard
 
+    from objectives import ConfigError
     from storage import artifact_dir, artifact_store, open_storage
 
     storage = open_storage(args.storage, create=False, heartbeat_interval=None)
+    if not 1 <= args.port <= 65535:
+        raise ConfigError("--port", args.port, "a port is 1 to 65535")
     with socket.socket() as probe:
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            raise UsageError(f"--port {args.port}: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-                             f"choose another with --port") from None
+            in_use = exc.errno == errno.EADDRINUSE
+            flag, value = ("--port", args.port) if in_use else ("--host", args.host)
+            raise ConfigError(flag, value, f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                              f"choose another with {flag}") from None
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifact_dir(args.storage)}); Ctrl-C stops it",
           file=sys.stderr, flush=True)
     optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(args.storage))
+    return EXIT_OK
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, metavar="NAME", help="study name (per-combination studies: the common prefix)")
+    _storage_arg(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report (created)")
+    p.add_argument("--format", default="html", metavar="FORMATS",
+                   help="html (default), png, or html,png. PNG needs kaleido: without it, png alone exits 2 and "
+                        "html,png writes the HTML with a warning")
+    p.add_argument("--layout", default="flat", choices=["flat", "per-neuron"],
+                   help="per-neuron also writes the seed's <neuron>/BP_results/<surrogate>.csv and "
+                        "<neuron>/SG_results/<backprop>.csv")
+    p.add_argument("--artifacts", metavar="DIR", help="folder of the weights artifacts (default: the study's)")
+    p.add_argument("--no-dashboard", action="store_true",
+                   help="do not save the note and key figures into the study for optuna-dashboard "
+                        "(then the database is only read)")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import optuna
+
+    from reports import export, print_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    report = export(args.storage, args.study, args.out, formats=args.format, layout=args.layout,
+                    dashboard=not args.no_dashboard, artifacts=args.artifacts)
+    print_report(report)
     return EXIT_OK
 
 
@@ -322,6 +387,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "best": ("export the best configuration of each group as a run config", _best_args, _cmd_best),
     "list": ("list the studies in a storage", _list_args, _cmd_list),
     "dashboard": ("browse a storage's studies in optuna-dashboard", _dashboard_args, _cmd_dashboard),
+    "report": ("write a study's CSV tables, Plotly figures and index.html", _report_args, _cmd_report),
     "_worker": (argparse.SUPPRESS, _worker_args, _cmd_worker),
 }
 

@@ -15,12 +15,14 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from objectives import Objective, TrainingDiverged
@@ -99,7 +101,9 @@ def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
         study = _load(cfg, name, space, storage)
-        study.set_metric_names([METRIC])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
+            study.set_metric_names([METRIC])
         study.set_user_attr("study_config", cfg.to_dict())
         if cfg.study.sampler == "grid":
             queue_missing(study, space)
@@ -203,7 +207,7 @@ def run_one(study: optuna.Study, objective: Objective, grid: bool, reporter: _Re
     )
 
 
-def run(cfg: StudyConfig, quiet: bool = False) -> int:
+def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
     storage = _open(cfg)
     prepare(cfg, storage)
@@ -215,16 +219,23 @@ def run(cfg: StudyConfig, quiet: bool = False) -> int:
         except KeyboardInterrupt:
             bar.close()
             return _interrupted(cfg, storage)
+        except _STORAGE_ERRORS as exc:
+            bar.close()
+            print(f"snn-study run: lost the study storage ({_first_line(exc)}); "
+                  "run the same command again to resume", file=sys.stderr)
+            return 1
         bar.close()
         return 0
-    return _run_processes(cfg, storage, bar)
+    return _run_processes(cfg, storage, bar, debug)
 
 
-def _run_processes(cfg: StudyConfig, storage, bar: "_Bar") -> int:
+def _run_processes(cfg: StudyConfig, storage, bar: "_Bar", debug: bool = False) -> int:
     spec = json.dumps(cfg.to_dict())
     procs = []
     for i in range(cfg.study.workers):
         args = [sys.executable, "-m", "study", "_worker", "--spec", spec, "--index", str(i + 1)]
+        if debug:
+            args.append("--debug")
         if cfg.study.devices:
             args += ["--device", cfg.study.devices[i % len(cfg.study.devices)]]
         if bar.quiet:
@@ -278,7 +289,11 @@ class _Bar:
             self.tqdm = tqdm(total=self.total, desc=cfg.study.name, unit="trial", file=sys.stderr)
 
     def update(self) -> None:
-        ps = [progress(optuna.load_study(study_name=n, storage=self.storage), self.cfg.target(s)) for n, s in self.cfg.studies()]
+        try:
+            ps = [progress(optuna.load_study(study_name=n, storage=self.storage), self.cfg.target(s))
+                  for n, s in self.cfg.studies()]
+        except _STORAGE_ERRORS:
+            return  # the database is briefly unreachable: the workers say so; the bar waits
         done = sum(p.done for p in ps)
         bests = [p.best for p in ps if p.best is not None]
         best = max(bests) if bests else None
@@ -297,14 +312,43 @@ class _Bar:
             self.tqdm.close()
 
 
-def worker_main(spec: str, index: int, device: str | None, quiet: bool) -> int:
-    """Entry of a worker process started by :func:`run` (``snn-study _worker``)."""
+def worker_main(spec: str, index: int, device: str | None, quiet: bool, debug: bool = False) -> int:
+    """Entry of a worker process started by :func:`run` (``snn-study _worker``).
+
+    A lost database connection ends the worker with one line, not a traceback:
+    its trial is failed by the heartbeat (or on resume) and re-run.
+    """
     cfg = StudyConfig.from_dict(json.loads(spec))
+    threading.excepthook = _one_line_thread_errors(index)
     try:
         work(cfg, index, device, quiet)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the parent reports a failed worker and how to resume
+        if debug:
+            raise
+        what = "lost the study storage" if isinstance(exc, _STORAGE_ERRORS) else f"failed ({type(exc).__name__})"
+        print(f"[worker {index}] {what}: {_first_line(exc)}; stopping (--debug shows the traceback)",
+              file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+_STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
+def _one_line_thread_errors(index: int):
+    """Optuna's heartbeat thread raises when the database is away; say so in one line."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        print(f"[worker {index}] heartbeat: {_first_line(args.exc_value)}", file=sys.stderr, flush=True)
+
+    return hook
 
 
 __all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]
