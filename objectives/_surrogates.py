@@ -75,7 +75,7 @@ def _fast_sigmoid_primitive(x, slope=25.0):
     return x / (1 + slope * torch.abs(x))
 
 
-def sigmoid(slope: float = 25.0) -> SpikeFn:
+def sigmoid(slope: float = 5.0) -> SpikeFn:
     """Logistic sigmoid: ``S ~ 1 / (1 + exp(-kx))``, ``dS/dx = k s (1 - s)``."""
 
     def derivative(x):
@@ -85,17 +85,17 @@ def sigmoid(slope: float = 25.0) -> SpikeFn:
     return _spike_fn(derivative)
 
 
-def _sigmoid_primitive(x, slope=25.0):
+def _sigmoid_primitive(x, slope=5.0):
     return torch.sigmoid(slope * x)
 
 
-def sparse_fast_sigmoid(slope: float = 25.0, B: float = 1.0) -> SpikeFn:
+def sparse_fast_sigmoid(slope: float = 25.0, B: float = 2.0) -> SpikeFn:
     """Sparse fast sigmoid: the fast-sigmoid derivative where ``x > -B`` (membrane above
     ``U_thr - B``), zero for neurons further below threshold."""
     return _spike_fn(lambda x: (x > -B).to(x.dtype) / (slope * torch.abs(x) + 1.0) ** 2)
 
 
-def _sparse_fast_sigmoid_primitive(x, slope=25.0, B=1.0):
+def _sparse_fast_sigmoid_primitive(x, slope=25.0, B=2.0):
     return _fast_sigmoid_primitive(torch.clamp(x, min=-B), slope)
 
 
@@ -131,13 +131,13 @@ def _identity_primitive(x):
     return x.clone()
 
 
-def triangular(alpha: float = 1.0) -> SpikeFn:
+def triangular(alpha: float = 0.5) -> SpikeFn:
     """Triangle of half-width ``1/alpha`` and area 1: ``dS/dx = alpha max(0, 1 - alpha|x|)``,
     the derivative of a piecewise quadratic (SpikingJelly's PiecewiseQuadratic)."""
     return _spike_fn(lambda x: alpha * torch.clamp(1 - alpha * torch.abs(x), min=0))
 
 
-def _triangular_primitive(x, alpha=1.0):
+def _triangular_primitive(x, alpha=0.5):
     inside = 0.5 + alpha * x - alpha**2 * x * torch.abs(x) / 2
     return torch.where(
         x <= -1 / alpha, torch.zeros_like(x), torch.where(x >= 1 / alpha, torch.ones_like(x), inside)
@@ -173,14 +173,17 @@ SURROGATES: dict[str, Surrogate] = {
         Surrogate(
             "sigmoid",
             sigmoid,
-            {"slope": 25.0},
+            # snntorch's slope 25 gives 25 e^-25 ~ 3e-10 one unit below threshold: from the silent
+            # start of a fresh network nothing learns (MNIST: 9.8 % after an epoch; slope 5: 95.5 %)
+            {"slope": 5.0},
             _sigmoid_primitive,
             snntorch_bug="NaN gradient for x < -88/slope (exp overflow)",
         ),
         Surrogate(
             "sparse_fast_sigmoid",
             sparse_fast_sigmoid,
-            {"slope": 25.0, "B": 1.0},
+            # B = 2: gradient for membranes above U_thr - 2 (MNIST, one epoch: 96.0 %; B = 1: 86.4 %)
+            {"slope": 25.0, "B": 2.0},
             _sparse_fast_sigmoid_primitive,
             kinks=(lambda slope, B: -B,),
             snntorch_bug="gradient only where U - U_thr > B, i.e. never between threshold and threshold + B",
@@ -197,7 +200,9 @@ SURROGATES: dict[str, Surrogate] = {
         Surrogate(
             "triangular",
             triangular,
-            {"alpha": 1.0},
+            # half-width 2: a half-width of 1 leaves every membrane below 0 without gradient
+            # (MNIST, one epoch: 96.0 %; alpha = 1: 77.3 %)
+            {"alpha": 0.5},
             _triangular_primitive,
             snntorch_bug="constant +thr below and -thr above threshold: wrong sign and not a triangle",
         ),

@@ -91,14 +91,14 @@ def test_unknown_surrogate_parameter_names_what_is_allowed():
 def test_snntorch_sigmoid_gives_nan_far_below_threshold_ours_does_not():
     x = torch.tensor([-10.0, -4.0, 0.0])
     assert torch.isnan(backward_of(sg.sigmoid(slope=25), x)[:2]).all()
-    assert torch.isfinite(backward_of(SURROGATES["sigmoid"].make(), x)).all()
+    assert torch.isfinite(backward_of(SURROGATES["sigmoid"].make(slope=25), x)).all()
 
 
 def test_snntorch_triangular_has_the_wrong_sign_above_threshold_ours_is_a_triangle():
     x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0])
     theirs = backward_of(sg.triangular(), x)
     assert (theirs[x >= 0] < 0).all() and theirs[0] == theirs[1]  # negative, and flat instead of a triangle
-    ours = backward_of(SURROGATES["triangular"].make(), x)
+    ours = backward_of(SURROGATES["triangular"].make(alpha=1.0), x)
     assert ours.tolist() == [0.0, 0.5, 1.0, 0.5, 0.0]
 
 
@@ -113,4 +113,4 @@ def test_snntorch_sparse_fast_sigmoid_drops_the_gradient_just_above_threshold_ou
     assert backward_of(sg.SFS(), x).tolist() == [0.0, 0.0, 0.0]
     ours = backward_of(SURROGATES["sparse_fast_sigmoid"].make(), x)
     assert (ours > 0).all()
-    assert backward_of(SURROGATES["sparse_fast_sigmoid"].make(), torch.tensor([-1.5])).item() == 0.0
+    assert backward_of(SURROGATES["sparse_fast_sigmoid"].make(B=1.0), torch.tensor([-1.5])).item() == 0.0
