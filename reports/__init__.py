@@ -1,0 +1,53 @@
+"""Reports of a study, from the database alone: CSV tables, Plotly figures, ``index.html``, the seed's ``Plotter``.
+
+``export(url, study, out)`` is what ``snn-study report`` runs. The tables and the
+figure data are plain rows and records (``trial_rows``, ``summary_rows``,
+``curve_records``, ...), built before anything is drawn, so they can be checked
+and reused without parsing HTML.
+"""
+
+from ._export import DASHBOARD_FIGURES, FORMATS, LAYOUTS, Report, export, parse_formats, png_problem, print_report
+from ._load import COMBINATION, StudyData, load_study_data
+from ._optuna import importance_records, merged_study
+from ._plotter import Plotter, read_result_folder
+from ._records import (
+    best_by_factor,
+    curve_records,
+    distribution_records,
+    heatmap_records,
+    spike_rate_records,
+)
+from ._tables import SUMMARY_COLUMNS, epoch_rows, per_neuron_tables, read_csv, summary_rows, trial_rows
+from ._traces import TraceRecord, best_trial, trace_records
+
+__all__ = [
+    "COMBINATION",
+    "DASHBOARD_FIGURES",
+    "FORMATS",
+    "LAYOUTS",
+    "Plotter",
+    "Report",
+    "SUMMARY_COLUMNS",
+    "StudyData",
+    "TraceRecord",
+    "best_by_factor",
+    "best_trial",
+    "curve_records",
+    "distribution_records",
+    "epoch_rows",
+    "export",
+    "heatmap_records",
+    "importance_records",
+    "load_study_data",
+    "merged_study",
+    "parse_formats",
+    "per_neuron_tables",
+    "png_problem",
+    "print_report",
+    "read_csv",
+    "read_result_folder",
+    "spike_rate_records",
+    "summary_rows",
+    "trace_records",
+    "trial_rows",
+]

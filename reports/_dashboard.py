@@ -1,0 +1,87 @@
+"""The report inside optuna-dashboard: the key figures and a Markdown note saved into each study.
+
+This is the report's one write to the database. Figures are saved under fixed ids,
+so running the report again replaces them. The note is the study's own note in
+optuna-dashboard, which users may also edit: the report replaces only its own
+block (from its heading to its closing line) and keeps any text the user wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import optuna_dashboard
+import plotly.graph_objects as go
+
+from ._load import StudyData
+
+NOTE_START = "## snn-study report"
+#: the height optuna-dashboard gives a saved figure, in pixels
+DASHBOARD_HEIGHT = 450
+NOTE_END = "*(end of the snn-study report; text below this line is kept when the report is written again)*"
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, meta: list[str],
+                  figure_ids: list[str]) -> str:
+    """The report's Markdown block: counts, the winner and the summary table, best first."""
+    lines = [NOTE_START, "", *[f"{line}  " for line in meta], ""]
+    if winner:
+        lines += [f"**{winner}**", ""]
+    lines += ["| neuron | surrogate | backprop | complete / trials | pruned | failed | best val. acc. | mean ± std | "
+              "test acc. of best |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(summary, key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0))):
+        spread = _pct(r["mean_val_acc"]) + ("" if r["std_val_acc"] is None else f" ± {r['std_val_acc']:.2%}")
+        lines.append(f"| {r['neuron']} | {r['surrogate']} | {r['backprop']} | {r['finished']} / {r['trials']} | "
+                     f"{r['pruned']} | {r['failed']} | {_pct(r['best_val_acc'])} | {spread} | "
+                     f"{_pct(r['best_test_acc'])} |")
+    lines += ["", f"Figures saved with this note: {', '.join(f'`{i}`' for i in figure_ids)}. "
+              f"The full report: `snn-study report --study {name} --out DIR`.", "", NOTE_END]
+    return "\n".join(lines)
+
+
+def _existing_note(study: optuna.Study) -> str:
+    try:
+        from optuna_dashboard._note import get_note_from_system_attrs
+
+        return get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id), None)["body"] or ""
+    except Exception:  # a private helper of optuna-dashboard: without it, the note is simply replaced
+        return ""
+
+
+def merge_note(existing: str, block: str) -> str:
+    """``block`` first, then whatever ``existing`` holds outside a previous report block."""
+    start, end = existing.find(NOTE_START), existing.find(NOTE_END)
+    if start != -1 and end != -1 and end > start:
+        existing = existing[:start] + existing[end + len(NOTE_END):]
+    rest = existing.strip()
+    return block + ("\n\n" + rest if rest else "") + "\n"
+
+
+def save_to_dashboard(data: StudyData, report, winner: str | None, meta: list[str]) -> list[str]:
+    """Save the key figures and the note into every study of ``data``; returns the study names."""
+    from ._export import DASHBOARD_FIGURES
+
+    figures = {}
+    for key, (graph_id, title) in DASHBOARD_FIGURES.items():
+        if report.figures.get(key) is not None:
+            # a copy for the dashboard's cards, which draw every figure in a box 450 px high
+            fig = go.Figure(report.figures[key])
+            fig.update_layout(title={"text": title}, height=DASHBOARD_HEIGHT, legend={"font": {"size": 10}},
+                              margin={"t": 60, "l": 70, "r": 20, "b": 70})
+            fig.update_annotations(font_size=10)
+            if len(fig.layout.annotations) > 3:  # a grid of small panels: one axis title per row would overlap
+                fig.update_yaxes(title_text=None)
+            figures[graph_id] = fig
+    block = note_markdown(data.name, report.summary, winner, meta, list(figures))
+    for study_name in data.study_names:
+        study = optuna.load_study(study_name=study_name, storage=data.storage)
+        for graph_id, fig in figures.items():
+            optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id)
+        optuna_dashboard.save_note(study, merge_note(_existing_note(study), block))
+    return list(data.study_names)

@@ -1,0 +1,340 @@
+"""``export``: a study's tables, figures and ``index.html`` written to one folder, from the database alone.
+
+Order matters for the promise "bad input writes nothing": the storage, the study
+and the formats are checked first, then ``--out``; only then is anything written.
+The only write to the database is the optional note and figures for
+optuna-dashboard (:mod:`reports._dashboard`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import plotly
+import plotly.io as pio
+
+from objectives import ConfigError
+
+from . import _figures, _optuna, _records, _tables
+from ._html import PLOTLY_JS, Section, index_html
+from ._load import StudyData, load_study_data
+from ._traces import best_trial, trace_records
+
+FORMATS = ("html", "png")
+#: pixels across a PNG figure (its height is the figure's own)
+PNG_WIDTH = 1200
+LAYOUTS = ("flat", "per-neuron")
+
+DESCRIPTIONS = {
+    "val_curves": (
+        "Validation accuracy per epoch",
+        "Every trial's validation accuracy (y, in %) after each training epoch (x), in one panel per neuron model "
+        "(rows) and backprop method (columns). The colour names the surrogate gradient and is the same in every "
+        "panel. Solid lines are complete trials; dashed, faded lines are trials the pruner stopped early; dotted "
+        "lines are still running. A curve still rising at its last epoch would gain from more epochs.",
+    ),
+    "heatmap": (
+        "Best validation accuracy: neuron model × surrogate gradient",
+        "For each backprop method, a grid of neuron models (rows) by surrogate gradients (columns); each cell is the "
+        "best validation accuracy any complete trial of that combination reached, on one shared colour scale. "
+        "Read across a row to compare surrogates for one neuron, down a column to compare neurons for one surrogate. "
+        "'none complete' marks a combination whose trials were all pruned, failed or are still running.",
+    ),
+    "distributions": (
+        "Validation accuracy by neuron, surrogate and backprop",
+        "The validation accuracy of every complete trial, grouped three ways: by neuron model, by surrogate gradient "
+        "and by backprop method. Each dot is one trial; the box spans the middle half of the trials, the line in it "
+        "is the median. A level whose box sits high and narrow wins reliably, not just once.",
+    ),
+    "best_by_factor": (
+        "Best validation accuracy by neuron, surrogate and backprop",
+        "The best validation accuracy reached by any combination with each neuron model, surrogate gradient and "
+        "backprop method (from the summary tables alone).",
+    ),
+    "spike_rates": (
+        "Spike rate per layer by neuron model",
+        "How often neurons fire: the mean number of spikes per neuron per time step in each spiking layer (conv1, "
+        "conv2, ..., output) during training at each complete trial's best epoch, one box per neuron model. "
+        "0.5 means a neuron fires every other step; near 0, a layer is almost silent.",
+    ),
+    "membrane": (
+        "Membrane potential of the best model",
+        "The best trial's trained network, run on the first test images: the membrane potential (y) of each of the "
+        "output layer's neurons, one per class, at every time step (x). The thick line is the image's true class; "
+        "the dotted line is the firing threshold. The class whose neuron fires most is the prediction.",
+    ),
+    "raster": (
+        "Spike raster of the best model",
+        "The same run as the membrane figure: each coloured cell is a spike of one neuron (row) at one time step "
+        "(column); one row of panels per spiking layer (conv1, conv2, ..., output), one column per test image. The "
+        "output layer's rows are the classes. A layer of more than 150 neurons shows only the neurons that fired, "
+        "thinned evenly to 150; each panel's title says how many of the layer's neurons fired at all.",
+    ),
+    "optuna_history": (
+        "Optimization history",
+        "Optuna's view of the search: each complete trial's validation accuracy in the order trials started, and the "
+        "best value so far. A best-so-far line that stopped rising long ago suggests the search has converged.",
+    ),
+    "optuna_importance": (
+        "Parameter importances",
+        "How much each searched parameter (neuron, surrogate and backprop included) explains the validation accuracy, "
+        "by Optuna's PED-ANOVA evaluator over the complete trials; the importances sum to 1.",
+    ),
+    "optuna_parallel": (
+        "Parallel coordinates",
+        "Optuna's parallel-coordinate plot: each line is a complete trial passing through its value of every parameter "
+        "that varies, coloured by its validation accuracy; darker lines show where the good trials go.",
+    ),
+}
+
+#: the figures saved into optuna-dashboard: key -> (graph object id, a title short enough for its half-width cards)
+DASHBOARD_FIGURES = {
+    "heatmap": ("snn-report-best-accuracy-heatmap", "Best validation accuracy: neuron × surrogate, per backprop"),
+    "val_curves": ("snn-report-validation-curves", "Validation accuracy per epoch (dashed: pruned)"),
+    "distributions": ("snn-report-accuracy-by-factor", "Validation accuracy by neuron, surrogate, backprop"),
+}
+
+
+@dataclass
+class Report:
+    """What :func:`export` wrote: the folder, the files (relative to it), the figures and the notes."""
+
+    out: Path
+    files: list[str] = field(default_factory=list)
+    #: figure key -> figure (``None`` when skipped)
+    figures: dict[str, Any] = field(default_factory=dict)
+    #: one line per skipped figure: ``"<title>: <why>"``
+    notes: list[str] = field(default_factory=list)
+    #: lines for the user that are not errors (PNG export unavailable with html also asked, ...)
+    warnings: list[str] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    #: the studies optuna-dashboard's note and figures went to
+    dashboard_studies: list[str] = field(default_factory=list)
+
+
+def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``"html,png"`` or ``["html", "png"]`` -> ``("html", "png")``, each checked against :data:`FORMATS`."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in items if f.strip()))
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ConfigError("--format", ",".join(items) if not isinstance(value, str) else value,
+                          f"allowed: {', '.join(FORMATS)} or both, comma-separated")
+    return formats
+
+
+def png_problem() -> str | None:
+    """``None`` when Plotly can export PNG here (kaleido and a browser it can start), else why not, in one line."""
+    if importlib.util.find_spec("kaleido") is None:
+        return "PNG export needs the kaleido package and a Chrome or Chromium it can start (pip install kaleido)"
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    try:
+        pio.to_image(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), format="png", width=60, height=40)
+    except Exception as exc:  # kaleido raises its own errors for a missing or failing browser
+        reason = " ".join(str(exc).split())[:200]
+        return f"PNG export through kaleido failed ({type(exc).__name__}: {reason})"
+    return None
+
+
+def prepare_out(out: Path) -> None:
+    """Create ``out`` (and its parents) and check it takes a file; ConfigError on ``--out`` when not."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", str(out), "is a file; give a folder for the report")
+    created = []
+    try:
+        for folder in reversed([out, *out.parents]):
+            if not folder.exists():
+                folder.mkdir()
+                created.append(folder)
+        probe = out / ".snn-report-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        for folder in reversed(created):  # leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        raise ConfigError("--out", str(out), f"cannot write there ({reason}); choose a writable folder") from None
+
+
+def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[dict[str, Any]],
+                   summary: list[dict[str, Any]], artifacts: str | None = None) -> list[Section]:
+    """Every figure of the report (or the note why it is skipped), records first, rendering second."""
+
+    def section(key: str, figure=None, note: str | None = None) -> Section:
+        title, text = DESCRIPTIONS[key]
+        return Section(key, title, text, figure, note)
+
+    curves = _records.curve_records(trials, epochs)
+    dist = _records.distribution_records(trials)
+    rates = _records.spike_rate_records(trials)
+    sections = [
+        section("val_curves", _figures.curves_figure(curves)) if curves
+        else section("val_curves", note="no epoch recorded yet"),
+        section("heatmap", _figures.heatmap_figure(_records.heatmap_records(summary))) if summary
+        else section("heatmap", note="no trial yet"),
+        section("distributions", _figures.distributions_figure(dist)) if dist
+        else section("distributions", note="no complete trial yet"),
+        section("spike_rates", _figures.spike_rates_figure(rates)) if rates
+        else section("spike_rates", note="no complete trial with spike rates yet"),
+    ]
+    trace, why = trace_records(data, trials, artifacts)
+    if trace is not None:
+        sections += [section("membrane", _figures.membrane_figure(trace)),
+                     section("raster", _figures.raster_figure(trace))]
+    else:
+        sections += [section("membrane", note=why), section("raster", note=why)]
+    merged = _optuna.merged_study(data)
+    fig, why = _optuna.history_figure(merged)
+    sections.append(section("optuna_history", fig, why))
+    importances, why = _optuna.importance_records(merged)
+    sections.append(section("optuna_importance", _optuna.importance_figure(importances) if importances else None, why))
+    fig, why = _optuna.parallel_figure(merged)
+    sections.append(section("optuna_parallel", fig, why))
+    return sections
+
+
+def _counts(trials: list[dict[str, Any]]) -> str:
+    states = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+    counts = {s: sum(r["state"] == s for r in trials) for s in states}
+    return f"{len(trials)} trials: " + ", ".join(f"{counts[s]} {s.lower()}" for s in states)
+
+
+def winner_line(trials: list[dict[str, Any]]) -> str | None:
+    """``"Best: leaky / atan / bptt, validation accuracy 97.50%, test accuracy 94.00% (trial 3 of grid8)"``."""
+    best = best_trial(trials)
+    if best is None:
+        return None
+    test = "" if best["test_acc"] is None else f", test accuracy {best['test_acc']:.2%}"
+    return (f"Best: {_records.combination_label(best)}, validation accuracy {best['value']:.2%}{test} "
+            f"(trial {best['number']} of {best['study']})")
+
+
+def write_report(out: Path, title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]],
+                 sections: list[Section], formats: tuple[str, ...], tables: dict[str, tuple[list, list]],
+                 report: Report) -> None:
+    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``."""
+    for name, (rows, columns) in tables.items():
+        _tables.write_csv(out / name, rows, columns)
+        report.files.append(name)
+    figures_dir = out / "figures"
+    figures_dir.mkdir(exist_ok=True)
+    if "html" in formats:
+        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
+        report.files.append(PLOTLY_JS)
+    drawn = []
+    for s in sections:
+        report.figures[s.key] = s.figure
+        if s.note:
+            report.notes.append(f"{s.title}: {s.note}")
+            continue
+        drawn.append(s)
+        if "html" in formats:
+            s.figure.write_html(figures_dir / f"{s.key}.html", include_plotlyjs=f"../{PLOTLY_JS}", full_html=True,
+                                config={"responsive": True})
+            report.files.append(f"figures/{s.key}.html")
+    if "png" in formats and drawn:
+        try:
+            # one browser session for all of them: kaleido starts Chromium once per call
+            pio.write_images([s.figure for s in drawn], [figures_dir / f"{s.key}.png" for s in drawn],
+                             width=PNG_WIDTH, height=[s.figure.layout.height or 500 for s in drawn])
+        except Exception as exc:  # kaleido's own errors: the browser died, timed out, ...
+            reason = f"PNG export through kaleido failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            if "html" not in formats:
+                raise ConfigError("--format", "png", f"{reason}; or use --format html") from None
+            report.warnings.append(f"{reason}; wrote the HTML figures only")
+            formats = tuple(f for f in formats if f != "png")
+        else:
+            report.files += [f"figures/{s.key}.png" for s in drawn]
+    links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
+    (out / "index.html").write_text(index_html(title, meta, winner, summary, sections, links,
+                                               embed="html" if "html" in formats else "png"), encoding="utf-8")
+    report.files.append("index.html")
+
+
+def export(
+    url: str,
+    study: str,
+    out: str | Path,
+    *,
+    formats: str | Iterable[str] = ("html",),
+    layout: str = "flat",
+    dashboard: bool = True,
+    artifacts: str | None = None,
+) -> Report:
+    """Write the report of ``study`` (or its per-combination studies) in the storage at ``url`` into ``out``.
+
+    ``out`` gets ``trials.csv``, ``epochs.csv``, ``summary.csv``, ``figures/*.html``
+    (and ``*.png`` with ``"png"`` in ``formats``), one ``plotly.min.js`` and ``index.html``;
+    ``layout="per-neuron"`` adds the seed's ``<neuron>/BP_results/<surrogate>.csv`` and
+    ``<neuron>/SG_results/<backprop>.csv``. With ``dashboard``, the key figures and a
+    Markdown note are saved into the study for optuna-dashboard (the only write to the
+    database). ``artifacts`` overrides the folder of the weights artifacts.
+
+    PNG export needs kaleido: when it does not work, ``formats=("png",)`` raises
+    ConfigError on ``--format`` before anything is written, and ``("html", "png")``
+    writes the HTML report with a line in ``Report.warnings``. Bad input (storage,
+    study, formats, layout, an unwritable ``out``) raises :class:`objectives.ConfigError`
+    and writes nothing.
+    """
+    formats = parse_formats(formats)
+    if layout not in LAYOUTS:
+        raise ConfigError("--layout", layout, f"allowed: {', '.join(LAYOUTS)}")
+    out = Path(out)
+    data = load_study_data(url, study)
+    warnings = []
+    if "png" in formats:
+        problem = png_problem()
+        if problem is not None:
+            if formats == ("png",):
+                raise ConfigError("--format", "png", f"{problem}; or use --format html")
+            warnings.append(f"{problem}; wrote the HTML figures only")
+            formats = tuple(f for f in formats if f != "png")
+    prepare_out(out)
+    report = Report(out=out, warnings=warnings)
+
+    trials, trial_columns = _tables.trial_rows(data)
+    epochs, epoch_columns = _tables.epoch_rows(data, trials)
+    summary = _tables.summary_rows(trials)
+    report.summary = summary
+    tables = {"trials.csv": (trials, trial_columns), "epochs.csv": (epochs, epoch_columns),
+              "summary.csv": (summary, list(_tables.SUMMARY_COLUMNS))}
+    if layout == "per-neuron":
+        for path, rows in _tables.per_neuron_tables(summary).items():
+            tables[path] = (rows, list(_tables.SUMMARY_COLUMNS))
+    sections = build_sections(data, trials, epochs, summary, artifacts)
+    studies = (f"{len(data.study_names)} per-combination studies {data.name}/..." if data.per_combination
+               else f"study {data.name}")
+    unfinished = any(r["state"] in ("RUNNING", "WAITING") for r in trials)
+    meta = [f"{studies} in {data.shown}", _counts(trials),
+            f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+            + (" while trials were still running: a snapshot" if unfinished else "")]
+    try:
+        write_report(out, f"SNN study report: {data.name}", meta, winner_line(trials), summary, sections, formats,
+                     tables, report)
+    except OSError as exc:
+        raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
+    if dashboard:
+        from ._dashboard import save_to_dashboard
+
+        report.dashboard_studies = save_to_dashboard(data, report, winner_line(trials), meta)
+    return report
+
+
+def print_report(report: Report, stream=sys.stdout) -> None:
+    """What ``snn-study report`` prints: notes and warnings on stderr, the index path on stdout."""
+    for line in report.warnings:
+        print(f"snn-study report: warning: {line}", file=sys.stderr)
+    for line in report.notes:
+        print(f"snn-study report: skipped {line}", file=sys.stderr)
+    n = len(report.dashboard_studies)
+    if n:
+        print(f"snn-study report: saved a note and {len(DASHBOARD_FIGURES)} figures for optuna-dashboard in "
+              f"{n} stud{'y' if n == 1 else 'ies'}", file=sys.stderr)
+    print(report.out / "index.html", file=stream)

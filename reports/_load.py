@@ -1,0 +1,95 @@
+"""Reading a study (or its per-combination studies) from the database, read-only.
+
+Everything a report shows comes from here: Optuna's trials, the per-epoch metrics
+table and the studies' user attributes. Nothing is written; a study that is still
+running is read as it stands (running and waiting trials included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import make_url
+
+from storage import EpochLog, open_storage
+from study._best import study_names
+
+#: the three factors every study compares, and where a trial's resolved config keeps each
+COMBINATION = ("neuron", "surrogate", "backprop")
+CONFIG_FIELDS = {
+    "neuron": ("model", "neuron"),
+    "surrogate": ("model", "surrogate"),
+    "backprop": ("training", "backprop"),
+}
+
+
+@dataclass
+class StudyData:
+    """One study, or every per-combination study ``name/<neuron>-<surrogate>-<backprop>``, as read."""
+
+    #: the storage URL as given (``url``) and with any password hidden (``shown``)
+    url: str
+    shown: str
+    #: the name asked for, and the study names it matched (sorted)
+    name: str
+    study_names: list[str]
+    #: ``(study name, trial)`` for every trial, in study then trial-number order
+    trials: list[tuple[str, optuna.trial.FrozenTrial]]
+    #: the per-epoch table's rows (``storage.EpochLog.read``) with ``study_name`` set, same order
+    epochs: list[dict[str, Any]]
+    #: each study's user attributes (``study_config`` among them)
+    study_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the open Optuna storage (reading; :mod:`reports._dashboard` writes its one note through it)
+    storage: Any = None
+
+    @property
+    def per_combination(self) -> bool:
+        """Whether ``name`` is a prefix of per-combination studies rather than one study."""
+        return self.study_names != [self.name]
+
+
+def load_study_data(url: str, name: str) -> StudyData:
+    """Read study ``name`` (or its per-combination studies) from the storage at ``url`` without writing.
+
+    Raises :class:`objectives.ConfigError` for a URL that names no study database
+    (``study.storage``) or a study that is not there (``--study``).
+    """
+    storage = open_storage(url, create=False, heartbeat_interval=None)
+    names = study_names(storage, name)
+    log = EpochLog(url, create=False)
+    trials: list[tuple[str, optuna.trial.FrozenTrial]] = []
+    epochs: list[dict[str, Any]] = []
+    attrs: dict[str, dict[str, Any]] = {}
+    for study_name in names:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        attrs[study_name] = dict(study.user_attrs)
+        trials += [(study_name, t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+        epochs += log.read(study_name)
+    shown = make_url(url).render_as_string(hide_password=True)
+    return StudyData(url=url, shown=shown, name=name, study_names=names, trials=trials, epochs=epochs,
+                     study_attrs=attrs, storage=storage)
+
+
+def combination_of(study_name: str, trial: optuna.trial.FrozenTrial, prefix: str | None = None) -> dict[str, str]:
+    """``{"neuron": ..., "surrogate": ..., "backprop": ...}`` of ``trial``.
+
+    From its resolved config (set when it starts); a waiting trial has none, so then
+    from its (queued) parameters, then from a per-combination study's name
+    ``prefix/<neuron>-<surrogate>-<backprop>``; ``"?"`` where nothing says.
+    """
+    config = trial.user_attrs.get("config") or {}
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    from_name: dict[str, str] = {}
+    if prefix is not None and study_name.startswith(prefix + "/"):
+        parts = study_name[len(prefix) + 1:].split("-")
+        if len(parts) == len(COMBINATION):
+            from_name = dict(zip(COMBINATION, parts))
+    out = {}
+    for key, (section, field_name) in CONFIG_FIELDS.items():
+        value = (config.get(section) or {}).get(field_name)
+        if value is None:
+            value = params.get(key, from_name.get(key, "?"))
+        out[key] = str(value)
+    return out

@@ -1,0 +1,127 @@
+"""Optuna's own plots (optimization history, parameter importances, parallel coordinates) over the whole study.
+
+Per-combination studies each hold one neuron/surrogate/backprop, so those three are
+not parameters there. The plots therefore run on one in-memory study that holds
+every finished trial of every matched study with ``neuron``, ``surrogate`` and
+``backprop`` added as categorical parameters: importances then rank them beside
+the tuned hyperparameters, whichever way the study was split.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from ._load import COMBINATION, StudyData, combination_of
+
+#: fewer complete trials than this and parameter importances are noise: the plot is skipped with a note
+MIN_IMPORTANCE_TRIALS = 5
+
+
+def merged_study(data: StudyData) -> optuna.Study:
+    """An in-memory study of every complete and pruned trial of ``data``, in start order, the combination as parameters.
+
+    Each trial keeps its study and number in the user attributes ``study`` and ``number``.
+    """
+    prefix = data.name if data.per_combination else None
+    finished = [(s, t) for s, t in data.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    combos = {id(t): combination_of(s, t, prefix) for s, t in finished}
+    choices = {k: tuple(sorted({c[k] for c in combos.values()})) for k in COMBINATION}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created in memory" is noise here
+    try:
+        merged = optuna.create_study(direction="maximize", study_name=data.name)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    far_future = 1e18
+    for study_name, t in sorted(finished, key=lambda st: (st[1].datetime_start.timestamp() if st[1].datetime_start
+                                                           else far_future, st[0], st[1].number)):
+        params = {**t.params, **combos[id(t)]}
+        distributions = {**t.distributions, **{k: CategoricalDistribution(choices[k]) for k in COMBINATION}}
+        trial = optuna.trial.create_trial(
+            state=t.state, value=t.value if t.state == TrialState.COMPLETE else None, params=params,
+            distributions=distributions, intermediate_values=dict(t.intermediate_values),
+            user_attrs={"study": study_name, "number": t.number},
+        )
+        try:
+            merged.add_trial(trial)
+        except ValueError:
+            # the same parameter name with another kind of distribution in another study: keep the combination only
+            merged.add_trial(optuna.trial.create_trial(
+                state=t.state, value=trial.value, intermediate_values=dict(t.intermediate_values),
+                params=combos[id(t)], distributions={k: CategoricalDistribution(choices[k]) for k in COMBINATION},
+                user_attrs={"study": study_name, "number": t.number}))
+    return merged
+
+
+def _varying_params(study: optuna.Study) -> list[str]:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = sorted({p for t in complete for p in t.params})
+    return [p for p in names if len({repr(t.params.get(p)) for t in complete}) > 1]
+
+
+def _complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def history_figure(study: optuna.Study) -> tuple[go.Figure | None, str | None]:
+    """Optuna's optimization history, or a note why not."""
+    if _complete(study) == 0:
+        return None, "no complete trial yet"
+    fig = optuna.visualization.plot_optimization_history(study, target_name="validation accuracy")
+    title = "Optimization history: validation accuracy of each complete trial and the best so far"
+    fig.update_layout(title={"text": title, "x": 0.01, "xanchor": "left"}, template="plotly_white", height=460)
+    for trace in fig.data:
+        if trace.name == "Best Value":
+            trace.name = "best so far"
+    fig.update_xaxes(title="trial (in the order trials started)")
+    fig.update_yaxes(title="validation accuracy (%)", tickformat=".0%")
+    return fig, None
+
+
+def importance_records(study: optuna.Study) -> tuple[list[dict[str, Any]], str | None]:
+    """``[{param, importance}]`` (PED-ANOVA, normalized to sum 1, most important first), or a note why not."""
+    n = _complete(study)
+    if n < MIN_IMPORTANCE_TRIALS:
+        trials = f"{n} complete trial{'s' if n != 1 else ''}"
+        return [], f"{trials}; parameter importances need at least {MIN_IMPORTANCE_TRIALS}"
+    params = _varying_params(study)
+    if not params:
+        return [], "no parameter takes more than one value among the complete trials"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PED-ANOVA warns on small studies; the note above covers that
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=params)
+    return [{"param": k, "importance": float(v)} for k, v in importances.items()], None
+
+
+def importance_figure(records: list[dict[str, Any]]) -> go.Figure:
+    """Horizontal bars of parameter importances, most important on top."""
+    rows = list(reversed(records))
+    fig = go.Figure(go.Bar(x=[r["importance"] for r in rows], y=[r["param"] for r in rows], orientation="h",
+                           text=[f"{r['importance']:.2f}" for r in rows], marker={"color": "#3366cc"},
+                           hovertemplate="%{y}: importance %{x:.3f}<extra></extra>"))
+    title = "Which parameters matter: importance for validation accuracy (PED-ANOVA; sums to 1)"
+    fig.update_layout(title={"text": title, "x": 0.01, "xanchor": "left"}, template="plotly_white",
+                      height=200 + 40 * len(rows))
+    fig.update_xaxes(title="importance (share of the total, 0 to 1)", rangemode="tozero")
+    fig.update_yaxes(title="parameter")
+    return fig
+
+
+def parallel_figure(study: optuna.Study) -> tuple[go.Figure | None, str | None]:
+    """Optuna's parallel-coordinate plot over the parameters that vary, or a note why not."""
+    if _complete(study) == 0:
+        return None, "no complete trial yet"
+    params = _varying_params(study) or None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = optuna.visualization.plot_parallel_coordinate(study, params=params, target_name="validation accuracy")
+    title = "Parallel coordinates: each line is a complete trial, coloured by validation accuracy"
+    fig.update_layout(title={"text": title, "x": 0.01, "xanchor": "left"}, template="plotly_white", height=500)
+    return fig, None

@@ -1,0 +1,237 @@
+"""The report and optuna-dashboard as a person sees them: pages opened in headless Chromium.
+
+Each report page gets a small probe script injected (into a copy) that records
+JavaScript errors (script errors, failed loads, console.error) and, once the page
+has loaded, every Plotly plot with its trace and point counts, written into the DOM
+that ``--dump-dom`` prints. Screenshots land in the test's tmp folder.
+
+Chromium is Debian's ``chromium`` package: skipped where it is missing, except in CI
+(``CI`` set), where a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+import reports
+from conftest import REPO, SNN_STUDY
+from test_reports import FIGURES, GRID, built_study, copy_study
+
+PROBE_HEAD = """<script>
+window.__probe = {errors: []};
+window.addEventListener("error", function (e) {
+  var where = e.filename || (e.target && (e.target.src || e.target.href)) || "";
+  window.__probe.errors.push(String(e.message || ("failed to load " + where)) + (where ? " @ " + where : ""));
+}, true);
+window.addEventListener("unhandledrejection", function (e) {
+  window.__probe.errors.push("unhandled rejection: " + e.reason);
+});
+(function () {
+  var original = console.error;
+  console.error = function () {
+    window.__probe.errors.push("console.error: " + Array.prototype.join.call(arguments, " "));
+    return original.apply(console, arguments);
+  };
+})();
+</script>"""
+
+PROBE_TAIL = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  function count(v) {
+    if (!v || !v.length) return 0;
+    var n = 0;
+    for (var i = 0; i < v.length; i++) if (v[i] !== null && v[i] !== undefined) n++;
+    return n;
+  }
+  var plots = Array.prototype.map.call(document.querySelectorAll(".js-plotly-plot"), function (gd) {
+    var points = 0;
+    (gd.data || []).forEach(function (t) {
+      ["x", "y", "z", "values"].forEach(function (k) { points += count(t[k]); });
+      (t.dimensions || []).forEach(function (d) { points += count(d.values); });
+    });
+    return {id: gd.id, traces: (gd.data || []).length, points: points, rendered: !!gd._fullLayout,
+            svgs: gd.querySelectorAll(".main-svg").length};
+  });
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({errors: window.__probe.errors, plots: plots, plotly: typeof Plotly});
+  document.body.appendChild(pre);
+}, 300); });
+</script>"""
+
+
+def chromium_binary() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("CI must provide Chromium: .ci/run installs Debian's chromium package")
+    pytest.skip("no Chromium on this machine: apt-get install chromium (Debian's package)")
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """A function running headless Chromium on a URL: ``chromium(url, dump=True)`` -> DOM, or ``screenshot=path``."""
+    binary = chromium_binary()
+    profile = tmp_path_factory.mktemp("chromium-profile")
+
+    def run(url: str, *, dump: bool = False, screenshot: Path | None = None, size: str = "1200,900",
+            budget_ms: int = 10000) -> str:
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--hide-scrollbars", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+                f"--window-size={size}"]
+        args += ["--dump-dom"] if dump else [f"--screenshot={screenshot}"]
+        proc = subprocess.run([*args, url], capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        if screenshot is not None:
+            assert screenshot.stat().st_size > 5000, f"{screenshot} is (nearly) empty"
+        return proc.stdout
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A copy of the test database with a report written by ``snn-study report`` (dashboard note included)."""
+    root = tmp_path_factory.mktemp("browser")
+    url = copy_study(built_study(tmp_path_factory), root / "db")
+    out = root / "report"
+    proc = subprocess.run([*SNN_STUDY, "report", "--study", GRID, "--storage", url, "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return url, out
+
+
+def probed_copy(report: Path, dest: Path) -> Path:
+    """``report`` copied to ``dest`` with the probe injected into every HTML page."""
+    shutil.copytree(report, dest)
+    for page in dest.rglob("*.html"):
+        text = page.read_text()
+        head = text.index("<head>") + len("<head>")
+        text = text[:head] + PROBE_HEAD + text[head:]
+        body = text.rindex("</body>")
+        page.write_text(text[:body] + PROBE_TAIL + text[body:])
+    return dest
+
+
+def probe(dom: str) -> dict:
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: the page never finished loading"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_the_index_and_every_figure_render_with_data_and_no_javascript_error(site, chromium, tmp_path):
+    _, report = site
+    pages = probed_copy(report, tmp_path / "pages")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    targets = [(pages / "index.html", len(FIGURES))] + [(pages / "figures" / f"{key}.html", 1) for key in FIGURES]
+    for page, expected_plots in targets:
+        result = probe(chromium(page.as_uri(), dump=True))
+        assert result["errors"] == [], f"{page.name}: {result['errors']}"
+        assert result["plotly"] == "object", f"{page.name}: plotly.js did not load"
+        assert len(result["plots"]) == expected_plots, f"{page.name}: {result['plots']}"
+        for plot in result["plots"]:
+            assert plot["rendered"] and plot["svgs"] >= 1, f"{page.name}: {plot} was not drawn"
+            assert plot["traces"] >= 1 and plot["points"] > 0, f"{page.name}: {plot} has no data"
+        # screenshots from the report as written (no probe), for a person to look at
+        original = report / page.relative_to(pages)
+        chromium(original.as_uri(), screenshot=shots / f"{page.stem}.png",
+                 size="1200,3000" if page.name == "index.html" else "1200,900")
+    print(f"screenshots: {shots}")
+
+
+def test_a_broken_page_is_caught_by_the_probe(site, chromium, tmp_path):
+    """The probe itself: a figure page whose plotly.js is missing must report an error, not pass."""
+    _, report = site
+    pages = probed_copy(report, tmp_path / "pages")
+    (pages / "plotly.min.js").unlink()
+    result = probe(chromium((pages / "figures" / "heatmap.html").as_uri(), dump=True))
+    assert result["errors"] and result["plotly"] == "undefined"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def dashboard(site, tmp_path):
+    """``snn-study dashboard`` on the site's database: its base URL, stopped after the test."""
+    url, _ = site
+    port = _free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    proc = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port)], cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                _get_json(f"{base}/api/studies")
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise AssertionError(f"the dashboard did not start: {(tmp_path / 'dashboard.log').read_text()}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+def test_the_dashboard_shows_the_study_its_trials_and_the_reports_figures_and_note(site, dashboard, chromium, tmp_path):
+    url, _ = site
+    study = optuna.load_study(study_name=GRID, storage=url)
+    summaries = _get_json(f"{dashboard}/api/studies")["study_summaries"]
+    study_id = next(s["study_id"] for s in summaries if s["study_name"] == GRID)
+    detail = _get_json(f"{dashboard}/api/studies/{study_id}")
+    assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in study.trials]
+    assert sorted(t["state"] for t in detail["trials"]) == sorted(t.state.name.capitalize() for t in study.trials)
+    graph_ids = [gid for gid, _ in reports.DASHBOARD_FIGURES.values()]
+    assert sorted(g["id"] for g in detail["plotly_graph_objects"]) == sorted(graph_ids)
+    assert detail["note"]["body"].startswith("## snn-study report") and "**Best: " in detail["note"]["body"]
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page = f"{dashboard}/dashboard/studies/{study_id}"
+    dom = chromium(page, dump=True, size="1400,2400", budget_ms=20000)
+    assert GRID in dom
+    for gid in graph_ids:
+        found = re.search(rf'<div[^>]*class="[^"]*js-plotly-plot[^"]*"[^>]*id="user-defined-plot:{gid}"', dom)
+        assert found, f"the dashboard does not draw {gid}"
+    assert dom.count("main-svg") >= 2 * len(graph_ids)
+    chromium(page, screenshot=shots / "dashboard-study.png", size="1400,2400", budget_ms=20000)
+    note = chromium(f"{page}/note", dump=True, budget_ms=20000)
+    assert "snn-study report" in note and "Best: " in note and "synaptic" in note
+    chromium(f"{page}/note", screenshot=shots / "dashboard-note.png", size="1400,1100", budget_ms=20000)
+    trials_page = re.sub(r"<[^>]+>", " ", chromium(f"{page}/trials", dump=True, budget_ms=20000))
+    assert f"{len(study.trials)} Trials" in " ".join(trials_page.split())
+    for t in study.trials:
+        assert re.search(rf"Trial {t.number}\s+{t.state.name.capitalize()}", trials_page), t.number
+    print(f"screenshots: {shots}")
