@@ -65,7 +65,8 @@ class Objective:
                 self.epoch_log.record(self.study_name, trial.number, getattr(trial, "_trial_id", None), m)
             if self.on_epoch is not None:
                 self.on_epoch(trial, cfg, m)
-            if trial.should_prune():
+            # the last epoch finishes the trial anyway: pruning it then would only discard its result
+            if m.epoch < cfg.training.epochs and trial.should_prune():
                 trial.set_user_attr("pruned_at", m.epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
