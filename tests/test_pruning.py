@@ -1,0 +1,44 @@
+"""Pruning inside a trial: every epoch is reported, a trial behind the others stops early."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from objectives import Objective, TrialConfig, TrainingDiverged
+
+from study._pruners import PRUNERS, PrunerConfig, make_pruner
+
+
+def test_a_trial_reporting_a_bad_value_at_its_first_epochs_is_pruned(tiny):
+    tiny["training"]["epochs"] = 4
+    good = TrialConfig.from_dict(tiny)
+    bad = good.replace(**{"training.lr": 1e-12})  # learns nothing: stuck near chance from epoch 1
+    plan = [good, good, bad]
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    study.optimize(Objective(lambda trial: plan[trial.number], "s"), n_trials=3, catch=(TrainingDiverged,))
+    first, second, third = study.trials
+    assert first.state == second.state == TrialState.COMPLETE
+    assert list(first.intermediate_values) == [1, 2, 3, 4]  # one report per epoch
+    # the good trials are still near chance after one epoch of the tiny net; by the second they are not
+    assert third.state == TrialState.PRUNED and third.user_attrs["pruned_at"] <= 2
+    assert len(third.intermediate_values) == third.user_attrs["pruned_at"]
+
+
+def test_a_trial_is_not_pruned_at_its_last_epoch(tiny):
+    tiny["training"]["epochs"] = 1
+    good = TrialConfig.from_dict(tiny)
+    bad = good.replace(**{"training.lr": 1e-12})
+    plan = [good, good, bad]
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    study.optimize(Objective(lambda trial: plan[trial.number], "s"), n_trials=3)
+    assert study.trials[2].state == TrialState.COMPLETE and "test_acc" in study.trials[2].user_attrs
+
+
+def test_every_pruner_builds_and_patience_wraps_it():
+    for name in PRUNERS:
+        assert isinstance(make_pruner(PrunerConfig.from_value(name), 10), optuna.pruners.BasePruner)
+    patient = make_pruner(PrunerConfig.from_value({"name": "median", "patience": 3}), 10)
+    assert isinstance(patient, optuna.pruners.PatientPruner)
