@@ -42,3 +42,17 @@ def test_every_pruner_builds_and_patience_wraps_it():
         assert isinstance(make_pruner(PrunerConfig.from_value(name), 10), optuna.pruners.BasePruner)
     patient = make_pruner(PrunerConfig.from_value({"name": "median", "patience": 3}), 10)
     assert isinstance(patient, optuna.pruners.PatientPruner)
+
+
+def test_every_sampler_proposes_a_valid_config(tiny):
+    from study._samplers import SAMPLERS, make_sampler
+    from study._space import SearchSpace
+
+    space = SearchSpace(TrialConfig.from_dict(tiny), {"neuron": ["leaky", "synaptic"], "lr": {"low": 0.001, "high": 0.1, "log": True}})
+    for name in SAMPLERS:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(name, seed=0))
+        for _ in range(3):
+            trial = study.ask()
+            cfg = space.suggest(trial)
+            study.tell(trial, cfg.training.lr)
+        assert len(study.trials) == 3
