@@ -11,6 +11,7 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -206,6 +207,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from ._runner import run
 
+    _interruptible()
     cfg = _study_config(args)
     _check_datasets(cfg)
     # a bad or unreachable storage is a usage error before anything starts
@@ -244,9 +246,20 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
 
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt, which fails the running trial cleanly.
+
+    A shell starts background commands with SIGINT ignored, and Python keeps an
+    ignored SIGINT ignored: ``kill -INT`` would then do nothing to a study
+    started with ``&``.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
+    _interruptible()
     from ._runner import worker_main
 
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
