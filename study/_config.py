@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from objectives import ConfigError, TrialConfig
-from objectives._config import SECTIONS, _coerce
+from objectives._config import SECTIONS, _coerce, _plain
 from storage import DEFAULT_URL
 
 from ._pruners import PRUNERS, PrunerConfig
@@ -109,14 +109,6 @@ def load_preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError("--preset", name, f"allowed: {', '.join(PRESETS)}")
     return yaml.safe_load(resources.files("study").joinpath("presets", f"{name}.yaml").read_text())
-
-
-def _plain(value):
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _settings(data: Any) -> StudySettings:
