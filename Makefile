@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch's CPU-only wheel set is pinned where this machine serves it from disk; any torch>=2.1 works
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-export SNN_STUDY_DATA ?= $(abspath ../shared/data)
+# the offline MNIST copy beside the checkout where there is one; else data/ (downloaded on first use)
+export SNN_STUDY_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspath ../shared/data),$(abspath data))
 
 .PHONY: run test bench clean
 
