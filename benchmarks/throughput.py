@@ -370,7 +370,7 @@ def main(argv=None) -> int:
                 f"{row['step_loop_peak_mib']:9.0f}/{row['fast_peak_mib']:.0f}", flush=True)
     reset_peak_rss()
     out["idle_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    say(f"\nsamples/s: median over pairs; fast/step: median of the paired ratios; peak MiB: "
+    say("\nsamples/s: median over pairs; fast/step: median of the paired ratios; peak MiB: "
         + ("CUDA allocator peak" if device.type == "cuda" else
            f"peak RSS of the process during each run (idle: {out['idle_rss_mib']:.0f} MiB)"))
     if args.json:

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import time
 
-import optuna
 import yaml
 from optuna.trial import TrialState
 
