@@ -6,6 +6,7 @@ it with other trials at the same epoch and stops the trial when it is behind.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -75,5 +76,8 @@ def make_pruner(cfg: PrunerConfig, max_epochs: int) -> optuna.pruners.BasePruner
     """The configured pruner for trials of at most ``max_epochs`` epochs."""
     pruner = PRUNERS[cfg.name](cfg, max_epochs)
     if cfg.patience is not None:
-        pruner = optuna.pruners.PatientPruner(pruner, patience=cfg.patience)
+        with warnings.catch_warnings():
+            # experimental since Optuna 2.8 and unchanged since; the warning would repeat in every worker
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            pruner = optuna.pruners.PatientPruner(pruner, patience=cfg.patience)
     return pruner
