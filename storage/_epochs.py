@@ -66,12 +66,21 @@ class EpochLog:
 
         def insert() -> None:
             with self._engine.begin() as conn:
-                if not self._has_table:
-                    # checkfirst: another worker may have created it since we looked
-                    _table.create(conn, checkfirst=True)
                 conn.execute(_table.insert(), row)
 
+        self.ensure_table()
         _engines.with_retries(insert)
+
+    def ensure_table(self) -> None:
+        """Create the metrics table if it is missing (the study runner does this before its workers start)."""
+        if self._has_table:
+            return
+        try:
+            _engines.with_retries(lambda: _create(self._engine))
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            # workers starting together: another created it between our check and our CREATE
+            # (PostgreSQL reports a duplicate type; checkfirst cannot see an uncommitted table)
+            pass
         self._has_table = True
 
     def read(self, study_name: str) -> list[dict[str, Any]]:
@@ -92,3 +101,8 @@ class EpochLog:
     def close(self) -> None:
         """Close this process's pooled connections to the database (the next use reconnects)."""
         self._engine.dispose()
+
+
+def _create(engine) -> None:
+    with engine.begin() as conn:
+        _table.create(conn, checkfirst=True)

@@ -211,6 +211,9 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
     storage = _open(cfg)
     prepare(cfg, storage)
+    epoch_log = EpochLog(cfg.study.storage)
+    epoch_log.ensure_table()  # here, once: workers starting together would race to create it
+    epoch_log.close()
     bar = _Bar(cfg, storage, quiet)
     if cfg.study.workers == 1:
         device = cfg.study.devices[0] if cfg.study.devices else None

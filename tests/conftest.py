@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def snntorch_instances():
     SpikingNeuron.instances[:] = saved
 
 
+def env() -> dict[str, str]:
+    """The environment for a CLI subprocess: one thread per process on a shared 2-core machine."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def mnist_root() -> Path | None:
     """The folder holding MNIST/raw with all four files, if this machine has it."""
     for candidate in (os.environ.get("SNN_STUDY_DATA"), REPO.parent / "shared" / "data"):
@@ -70,7 +83,8 @@ def postgres_url():
     parsed = sa.engine.make_url(admin_url)
     if parsed.drivername == "postgresql":  # SQLAlchemy 2.1 would pick psycopg 3; the [postgres] extra has psycopg2
         parsed = parsed.set(drivername="postgresql+psycopg2")
-    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
+    # no pooled connection: dropping the database still works after a test restarted the server
+    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -22,20 +20,10 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-from conftest import REPO, SNN_STUDY
+from conftest import REPO, SNN_STUDY, env, free_port
 from test_study_run import combos, load, study_yaml
 
 LOCKED = "database is locked"
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def study_exists(db: Path, name: str) -> bool:

@@ -59,32 +59,7 @@ def test_three_workers_finish_a_grid_study_with_each_combination_exactly_once(tm
 
 
 @pytest.fixture
-def restartable_postgres_url():
-    """Like conftest's ``postgres_url``, but its admin engine keeps no pooled connection, so
-    dropping the database still works after the server was restarted under it."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    admin_url = os.environ.get("SNN_STUDY_TEST_PG")
-    if not admin_url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL: .ci/run starts it and sets SNN_STUDY_TEST_PG")
-        pytest.skip("no PostgreSQL server: set SNN_STUDY_TEST_PG=postgresql://user@host:port/db (.ci/run does)")
-    name = f"snn_test_{uuid.uuid4().hex[:12]}"
-    parsed = sa.engine.make_url(admin_url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-def server(restartable_postgres_url):
+def server(postgres_url):
     """``(stop, start)`` for the PostgreSQL server of $SNN_STUDY_TEST_PG; it is running again afterwards."""
     pgdata, pgbin = os.environ.get("SNN_STUDY_TEST_PGDATA"), os.environ.get("SNN_STUDY_TEST_PGBIN")
     if not (pgdata and pgbin):
@@ -113,9 +88,9 @@ def server(restartable_postgres_url):
         start()  # never leave the server down for the tests after this one
 
 
-def test_a_server_restart_mid_study_ends_clearly_or_is_ridden_out_and_the_rerun_completes(tmp_path, restartable_postgres_url,
+def test_a_server_restart_mid_study_ends_clearly_or_is_ridden_out_and_the_rerun_completes(tmp_path, postgres_url,
                                                                                           server):
-    url = restartable_postgres_url
+    url = postgres_url
     stop, start = server
     config = study_yaml(tmp_path, storage=url, artifacts=str(tmp_path / "artifacts"), heartbeat_interval=1, grace_period=3)
     data = yaml.safe_load(config.read_text())

@@ -18,7 +18,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import REPO, SNN_STUDY
+from conftest import REPO, SNN_STUDY, env, free_port
 
 PACKAGES = ("study", "objectives", "storage", "reports", "benchmarks")
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
@@ -28,16 +28,6 @@ def sources() -> list[Path]:
     files = [p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))]
     assert len(files) > 20, "the source tree was not found"
     return files
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listeners(port: int) -> list[str]:
