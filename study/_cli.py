@@ -412,9 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, handler) in COMMANDS.items():
+        listed = {"help": help_text} if help_text != argparse.SUPPRESS else {}  # _worker: internal, unlisted
         p = sub.add_parser(
             name,
-            help=help_text,
+            **listed,
             description=help_text,
             epilog=_registry_help() if name in ("train", "run") else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
