@@ -14,15 +14,11 @@ import optuna
 from sqlalchemy.engine import make_url
 
 from storage import EpochLog, open_storage
-from study._best import study_names
+from study._best import GROUP_FIELDS, study_names
 
 #: the three factors every study compares, and where a trial's resolved config keeps each
 COMBINATION = ("neuron", "surrogate", "backprop")
-CONFIG_FIELDS = {
-    "neuron": ("model", "neuron"),
-    "surrogate": ("model", "surrogate"),
-    "backprop": ("training", "backprop"),
-}
+CONFIG_FIELDS = {key: GROUP_FIELDS[key] for key in COMBINATION}
 
 
 @dataclass
