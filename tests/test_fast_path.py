@@ -10,6 +10,7 @@ import snntorch.surrogate
 import torch
 
 from objectives import NEURONS, RESET_MECHANISMS, SURROGATES
+from objectives._neurons import _base
 
 PARAMS = {"beta": 0.6, "alpha": 0.85}
 STEPS = 12
@@ -50,6 +51,14 @@ def outputs_and_grads(neuron, run, current, init, constant, seed=0):
     return spikes.detach(), mems.detach(), [f.detach() for f in final], grads
 
 
+@pytest.fixture(params=["step by step", "whole window"])
+def backward_mode(request, monkeypatch):
+    """The window's backward takes the surrogate's derivative step by step (the CPU's way)
+    or over the whole window at once (the GPU's way): both must give the same gradients."""
+    monkeypatch.setattr(_base, "whole_window", lambda t: request.param == "whole window")
+    return request.param
+
+
 def assert_same_grads(ours, theirs):
     for a, b in zip(ours, theirs):
         # a state variable that only feeds the (detached) reset gets no gradient: None in
@@ -63,7 +72,7 @@ def assert_same_grads(ours, theirs):
 @pytest.mark.parametrize(
     "name, reset, constant", list(itertools.product(NEURONS, RESET_MECHANISMS, [False, True]))
 )
-def test_fused_window_equals_stepping(name, reset, constant):
+def test_fused_window_equals_stepping(name, reset, constant, backward_mode):
     neuron = make(name, reset)
     g = torch.Generator().manual_seed(1)
     shape = (4, 3, 5, 5)
@@ -81,7 +90,7 @@ def test_fused_window_equals_stepping(name, reset, constant):
 
 
 @pytest.mark.parametrize("name", NEURONS)
-def test_a_spike_function_not_built_on_the_registry_falls_back_to_its_own_backward(name):
+def test_a_spike_function_not_built_on_the_registry_falls_back_to_its_own_backward(name, backward_mode):
     neuron = make(name, None, spike_fn=snntorch.surrogate.fast_sigmoid(slope=25))
     current = torch.rand(STEPS, 8, 6, generator=torch.Generator().manual_seed(2)) * 1.5 - 0.2
     init = neuron.init_state(current[0])

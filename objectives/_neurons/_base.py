@@ -195,8 +195,8 @@ class _Window(torch.autograd.Function):
         steps = len(mems)
         derivative = surrogate_derivative(neuron.spike_fn)
 
-        # step by step, not all steps at once: each step's tensors stay in the CPU's cache
-        def local(t):
+        def local_of(t):
+            """The gradient on the membrane from its own outputs, at step ``t`` or (``t=slice(None)``) at every step."""
             if grad_spikes is None:
                 return grad_mems[t].clone() if grad_mems is not None else torch.zeros_like(mems[t])
             u = mems[t] - neuron.threshold
@@ -207,6 +207,16 @@ class _Window(torch.autograd.Function):
                     u.requires_grad_()
                     (grad,) = torch.autograd.grad(neuron.spike_fn(u), u, grad_spikes[t])
             return grad if grad_mems is None else grad.add_(grad_mems[t])
+
+        if whole_window(mems):
+            # every step at once: the same values in some 7 kernels instead of 7 per step
+            everything = local_of(slice(None))
+
+            def local(t):
+                return everything[t]
+        else:
+            # step by step: each step's tensors stay in the CPU's cache
+            local = local_of
 
         grad_x = None if ctx.constant else steps_like(mems[0], steps)
         summed = False
@@ -229,6 +239,13 @@ class _Window(torch.autograd.Function):
         grad_state = neuron.backward_window(steps, local, reset, grad_others, emit)
         grad_state = [g if need else None for g, need in zip(grad_state, needs[3:])]
         return (None, None, grad_x if needs[2] else None, *grad_state)
+
+
+def whole_window(t: torch.Tensor) -> bool:
+    """Whether the backward pass takes the surrogate's derivative over a whole window at
+    once (on accelerators, where each kernel launch costs more than the arithmetic) rather
+    than step by step (on the CPU, where a step's tensors stay in cache)."""
+    return t.device.type != "cpu"
 
 
 def surrogate_derivative(spike_fn):

@@ -26,6 +26,10 @@ class Alpha(Neuron):
             raise ValueError(problem[1])
         self.register_buffer("alpha", torch.as_tensor(float(alpha)).clamp(0, 1))
         self.register_buffer("beta", torch.as_tensor(float(beta)))
+        # snntorch computes tau from alpha and beta at every step; once here is the same value
+        # (check() keeps both in (0, 1), so its clamps change nothing) and five kernels less per step
+        tau = torch.log(self.alpha) / (torch.log(self.beta) - torch.log(self.alpha)) + 1
+        self.register_buffer("tau", tau, persistent=False)
 
     @classmethod
     def check(cls, alpha: float = 0.9, beta: float = 0.5, **_) -> tuple[str, str] | None:
@@ -36,11 +40,9 @@ class Alpha(Neuron):
         return None
 
     def _traces(self, x, syn_exc, syn_inh):
-        alpha, beta = self.alpha.clamp(0, 1), self.beta.clamp(0, 1)
-        syn_exc = alpha * syn_exc + x
-        syn_inh = beta * syn_inh - x
-        tau = torch.log(alpha) / (torch.log(beta) - torch.log(alpha)) + 1
-        return syn_exc, syn_inh, tau * (syn_exc + syn_inh)
+        syn_exc = self.alpha * syn_exc + x
+        syn_inh = self.beta * syn_inh - x
+        return syn_exc, syn_inh, self.tau * (syn_exc + syn_inh)
 
     def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         syn_exc_prev, syn_inh_prev, mem = state
@@ -48,7 +50,7 @@ class Alpha(Neuron):
         if self.reset_mechanism == "subtract":
             # snntorch's subtractive reset for Alpha, term by term
             syn_exc = syn_exc - self.threshold * reset
-            syn_inh = syn_inh - (self.beta.clamp(0, 1) * syn_inh_prev - x) * reset
+            syn_inh = syn_inh - (self.beta * syn_inh_prev - x) * reset
             mem = mem - (-syn_inh_prev) * reset
         elif self.reset_mechanism == "zero":
             syn_exc = syn_exc - syn_exc * reset
@@ -59,8 +61,7 @@ class Alpha(Neuron):
     def backward_window(self, steps, local, reset, later, emit):
         # E[t] = alpha E[t-1] + I[t], N[t] = beta N[t-1] - I[t], U[t] = tau (E[t] + N[t]); the
         # membrane feeds nothing later (only the detached reset): the traces carry the gradient
-        alpha, beta = self.alpha.clamp(0, 1), self.beta.clamp(0, 1)
-        tau = torch.log(alpha) / (torch.log(beta) - torch.log(alpha)) + 1
+        alpha, beta, tau = self.alpha, self.beta, self.tau
         mechanism = self.reset_mechanism
         # gradients on the traces after step t's reset, from the steps after t (or the final state)
         exc, inh = later

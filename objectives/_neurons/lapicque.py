@@ -32,6 +32,11 @@ class Lapicque(Neuron):
         self.register_buffer("R", torch.as_tensor(1.0))
         self.register_buffer("time_step", torch.as_tensor(1.0))
         self.register_buffer("C", self.time_step / (self.R * torch.log(1 / beta_t)))
+        # snntorch derives these from R, C and the time step at every step; once here is the
+        # same values and four kernels less per step
+        rc = self.R * self.C
+        self.register_buffer("inv_rc", 1 / rc, persistent=False)
+        self.register_buffer("decay", 1 - self.time_step / rc, persistent=False)
 
     @classmethod
     def check(cls, beta: float = 0.5, **_) -> tuple[str, str] | None:
@@ -40,8 +45,7 @@ class Lapicque(Neuron):
         return None
 
     def _integrate(self, x, mem):
-        rc = self.R * self.C
-        return x * self.R * (1 / rc) * self.time_step + (1 - self.time_step / rc) * mem
+        return x * self.R * self.inv_rc * self.time_step + self.decay * mem
 
     def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         (mem,) = state
@@ -54,9 +58,8 @@ class Lapicque(Neuron):
 
     def backward_window(self, steps, local, reset, later, emit):
         # P[t] = c_in I[t] + decay U[t-1]; U[t] = P[t], times (1 - reset[t]) under the zero reset
-        rc = self.R * self.C
-        decay = 1 - self.time_step / rc
-        c_in = self.R * (1 / rc) * self.time_step
+        decay = self.decay
+        c_in = self.R * self.inv_rc * self.time_step
         zero = self.reset_mechanism == "zero"
         grad = None  # on P[t + 1]
         for t in range(steps - 1, -1, -1):

@@ -16,11 +16,12 @@ class Leaky(Neuron):
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__(spike_fn, threshold, reset_mechanism)
-        self.register_buffer("beta", torch.as_tensor(float(beta)))
+        # clamped once here, not at every step as snntorch does: the same value, one kernel less per step
+        self.register_buffer("beta", torch.as_tensor(float(beta)).clamp(0, 1))
 
     def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         (mem,) = state
-        beta = self.beta.clamp(0, 1)
+        beta = self.beta
         if self.reset_mechanism == "subtract":
             mem = beta * mem + x - reset * self.threshold
         elif self.reset_mechanism == "zero":
@@ -31,7 +32,7 @@ class Leaky(Neuron):
 
     def backward_window(self, steps, local, reset, later, emit):
         # dU[t]/dU[t-1] = beta, times (1 - reset[t]) under the zero reset; dU[t]/dI[t] = 1
-        beta = self.beta.clamp(0, 1)
+        beta = self.beta
         zero = self.reset_mechanism == "zero"
         grad = None
         for t in range(steps - 1, -1, -1):

@@ -19,13 +19,14 @@ class Synaptic(Neuron):
         self, spike_fn, alpha: float = 0.9, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None
     ):
         super().__init__(spike_fn, threshold, reset_mechanism)
-        self.register_buffer("alpha", torch.as_tensor(float(alpha)))
-        self.register_buffer("beta", torch.as_tensor(float(beta)))
+        # clamped once here, not at every step as snntorch does: the same values, two kernels less per step
+        self.register_buffer("alpha", torch.as_tensor(float(alpha)).clamp(0, 1))
+        self.register_buffer("beta", torch.as_tensor(float(beta)).clamp(0, 1))
 
     def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         syn, mem = state
-        syn = self.alpha.clamp(0, 1) * syn + x
-        mem = self.beta.clamp(0, 1) * mem + syn
+        syn = self.alpha * syn + x
+        mem = self.beta * mem + syn
         if self.reset_mechanism == "subtract":
             mem = mem - reset * self.threshold
         elif self.reset_mechanism == "zero":
@@ -35,7 +36,7 @@ class Synaptic(Neuron):
     def backward_window(self, steps, local, reset, later, emit):
         # P[t] = beta U[t-1] + I_syn[t]; U[t] = P[t], times (1 - reset[t]) under the zero reset;
         # I_syn[t] = alpha I_syn[t-1] + I[t]
-        alpha, beta = self.alpha.clamp(0, 1), self.beta.clamp(0, 1)
+        alpha, beta = self.alpha, self.beta
         zero = self.reset_mechanism == "zero"
         grad_p = None  # on P[t + 1]
         grad_syn = later[0]  # on I_syn[t] from the steps after t (or the final state)
