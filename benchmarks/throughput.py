@@ -6,10 +6,12 @@ weights and the same batches:
 (a) the snntorch tutorial: ``nn.Sequential(Conv2d, MaxPool2d, snn.<Neuron>(init_hidden=True), ...)``
     called once per time step, with truncation as ``snntorch.backprop`` does it
     (``utils.reset(net)`` per batch, ``<Neuron>.detach_hidden()`` after every window);
-(b) ``objectives.train_batch`` with the default run config (engine ``fast``).
+(b) the project's training step (``objectives.TrainStep``: ``train_batch`` with the
+    default run config, engine ``fast``; on a GPU replayed as a CUDA graph).
 
 It first checks that both compute the same thing on one batch (SGD: spikes
-identical, losses and every window's gradients within 1e-5), then times
+identical, losses and every window's gradients within 1e-5), and on a GPU that
+the CUDA graph's replays train to the same weights as eager batches; then it times
 training over ``--repeats`` pairs of runs of ``--batches`` batches each,
 alternating which goes first so that drift in the machine's speed cancels, and
 prints the median samples/s of each and the median of the paired ratios
@@ -18,6 +20,7 @@ fast / step loop.
     python benchmarks/throughput.py                      # every neuron x backprop, CPU
     python benchmarks/throughput.py --neurons leaky --backprops bptt rtrl --repeats 3
     python benchmarks/throughput.py --device cuda --json
+    python benchmarks/throughput.py --device cuda --epoch    # one 55,000-image epoch through objectives.train
 
 MNIST is used when ``--data`` or ``$SNN_STUDY_DATA`` names a folder holding
 ``MNIST/raw``; otherwise synthetic 28x28 images (throughput does not depend on
@@ -53,10 +56,15 @@ from objectives import (  # noqa: E402
     BACKPROPS,
     NEURONS,
     OPTIMIZERS,
+    Data,
     DatasetConfig,
+    Split,
+    TrainStep,
     TrialConfig,
     build_model,
     load,
+    make_optimizer,
+    train,
     train_batch,
 )
 from objectives._data import MNIST_FILES  # noqa: E402
@@ -124,10 +132,10 @@ class RecordingSGD(torch.optim.SGD):
 # ----------------------------------------------------------------------------- set-up
 
 
-def config(neuron: str, backprop: str, device: str) -> TrialConfig:
+def config(neuron: str, backprop: str, device: str, **training) -> TrialConfig:
     """The default run config for this neuron and backprop method (engine fast)."""
     return TrialConfig.from_dict(
-        {"model": {"neuron": neuron}, "training": {"backprop": backprop, "device": device, "engine": "fast"}}
+        {"model": {"neuron": neuron}, "training": {"backprop": backprop, "device": device, "engine": "fast", **training}}
     )
 
 
@@ -252,13 +260,41 @@ def _check(neuron: str, backprop: str, device: torch.device, batch) -> dict:
     return result
 
 
+def graph_check(neuron: str, backprop: str, device: torch.device, data) -> float:
+    """On a GPU: the largest weight difference after training the same batches from the
+    same weights through the CUDA graph (warm-up, capture, replays, a partial batch) and
+    batch by batch without it, both with the optimizer the graph needs, in full fp32
+    with deterministic cuDNN."""
+    weights = []
+    saved = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try:
+        with full_fp32(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            for graph in (True, False):
+                # both with the optimizer the graph needs (capturable): the same arithmetic
+                graphed = config(neuron, backprop, device.type)
+                torch.manual_seed(0)
+                model = build_model(graphed).to(device)
+                step = TrainStep(model, make_optimizer(graphed, model, device), config(neuron, backprop, device.type, cuda_graph=graph))
+                batches = [data[i % len(data)] for i in range(TrainStep.WARMUP + 3)]
+                x, y = batches[-1]
+                for bx, by in batches + [(x[:37], y[:37])]:
+                    step(bx, by)
+                sync(device)
+                weights.append([p.detach().clone() for p in model.parameters()])
+    finally:
+        torch.backends.cudnn.deterministic = saved
+    return max((a - b).abs().max().item() for a, b in zip(*weights))
+
+
 def time_pairs(neuron, backprop, device, data, repeats: int, n_batches: int) -> dict:
     """Median training samples/s of each contender over ``repeats`` alternating pairs."""
     cfg = config(neuron, backprop, device.type)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     net = step_loop_net(model).to(device)
-    opt_fast = OPTIMIZERS[cfg.training.optimizer](model.parameters(), cfg.training.lr)
+    step = TrainStep(model, make_optimizer(cfg, model, device), cfg)
     opt_step = OPTIMIZERS[cfg.training.optimizer](net.parameters(), cfg.training.lr)
     window = BACKPROPS[backprop](cfg)
     criterion = SF.ce_rate_loss()
@@ -266,7 +302,7 @@ def time_pairs(neuron, backprop, device, data, repeats: int, n_batches: int) -> 
 
     def run_fast(bs):
         for x, y in bs:
-            train_batch(model, x, y, opt_fast, cfg)
+            step(x, y)
 
     def run_step(bs):
         for x, y in bs:
@@ -276,8 +312,10 @@ def time_pairs(neuron, backprop, device, data, repeats: int, n_batches: int) -> 
     rates: dict[str, list[float]] = {name: [] for name in runs}
     peak: dict[str, float] = {name: 0.0 for name in runs}
     try:
-        for name, run in runs.items():  # warm-up: allocator, oneDNN primitives, CUDA kernels
-            run(data[:1])
+        # warm-up: allocator, oneDNN primitives, CUDA kernels; the fast step's CUDA graph is recorded here
+        warm = [data[i % len(data)] for i in range(TrainStep.WARMUP + 1)]
+        for name, run in runs.items():
+            run(warm)
         sync(device)
         for r in range(repeats):
             bs = data[(r * n_batches) % len(data) :][:n_batches]
@@ -305,6 +343,42 @@ def time_pairs(neuron, backprop, device, data, repeats: int, n_batches: int) -> 
     }
 
 
+def epoch_data(root: str | None, n_train: int, device: torch.device) -> tuple[Data, str]:
+    """``n_train`` training images and 5,000 validation images on ``device``: MNIST's split
+    when ``root``; else the synthetic set's 1,200 images repeated (the same arithmetic)."""
+    if root is not None:
+        cfg = DatasetConfig(name="mnist", root=root, download=False, train_subset=n_train, test_subset=1000)
+        return load(cfg, device), f"MNIST ({root})"
+    small = load(DatasetConfig(name="synthetic", val_size=200), device)
+    reps = -(-max(n_train, 5000) // len(small.train))
+
+    def tiled(split, n):
+        return Split(split.x.repeat(reps, 1, 1, 1)[:n], split.y.repeat(reps)[:n])
+
+    data = Data(tiled(small.train, n_train), tiled(small.train, 5000), small.test, small.num_classes)
+    return data, f"synthetic 28x28 ({len(small.train)} images repeated)"
+
+
+def time_epochs(neuron: str, backprop: str, device: torch.device, root, n_train: int, epochs: int, say) -> dict:
+    """Train ``epochs`` epochs of the default run config through ``objectives.train`` and
+    time each: training alone (samples/s) and with the validation pass."""
+    data, source = epoch_data(root, n_train, device)
+    cfg = config(neuron, backprop, device.type, epochs=epochs, early_stopping_patience=epochs)
+    say(f"# {neuron}/{backprop}, {len(data.train)} training images ({source}), batch {cfg.training.batch_size}, "
+        f"{cfg.model.num_steps} steps, CUDA graph {'on' if device.type == 'cuda' and cfg.training.cuda_graph else 'off'}")
+    rows = []
+
+    def on_epoch(m):
+        train_s = len(data.train) / m.train_samples_per_s
+        rows.append({"epoch": m.epoch, "train_s": train_s, "samples_per_s": m.train_samples_per_s,
+                     "epoch_s": m.seconds, "val_acc": m.val_acc})
+        say(f"epoch {m.epoch}: training {train_s:6.2f} s ({m.train_samples_per_s:8.0f} samples/s), "
+            f"with validation {m.seconds:6.2f} s, val {m.val_acc:.2%}", flush=True)
+
+    train(cfg, data, on_epoch=on_epoch)
+    return {"neuron": neuron, "backprop": backprop, "train_images": len(data.train), "data": source, "epochs": rows}
+
+
 def machine(device: torch.device) -> dict:
     cpu = platform.processor() or "?"
     try:
@@ -327,17 +401,22 @@ def machine(device: torch.device) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    p.add_argument("--neurons", nargs="+", default=list(NEURONS), choices=list(NEURONS))
-    p.add_argument("--backprops", nargs="+", default=list(BACKPROPS), choices=list(BACKPROPS))
+    p.add_argument("--neurons", nargs="+", default=None, choices=list(NEURONS), help="default: all (--epoch: leaky)")
+    p.add_argument("--backprops", nargs="+", default=None, choices=list(BACKPROPS), help="default: all (--epoch: bptt)")
     p.add_argument("--repeats", type=int, default=5, help="timed pairs per combination (default 5)")
     p.add_argument("--batches", type=int, default=2, help="batches per timed run (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--data", default=None, help="folder holding MNIST/raw (default $SNN_STUDY_DATA)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--epoch", action="store_true",
+                   help="instead of the side-by-side table: time whole epochs of objectives.train "
+                        "(the first neuron and backprop given)")
+    p.add_argument("--train-images", type=int, default=55000, help="--epoch: training images (default 55000)")
+    p.add_argument("--epochs", type=int, default=2, help="--epoch: epochs to time (default 2)")
     args = p.parse_args(argv)
-    for name in ("repeats", "batches"):
+    for name in ("repeats", "batches", "train_images", "epochs"):
         if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, but got {getattr(args, name)}")
+            p.error(f"--{name.replace('_', '-')} must be at least 1, but got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -345,27 +424,41 @@ def main(argv=None) -> int:
         p.error(f"--device {args.device}: CUDA is not available here")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+    say = (lambda *a, **k: None) if args.json else print
+    if args.epoch:
+        info = machine(device)
+        say(f"# {info['cpu']}, nproc {info['nproc']}, torch {info['torch']}, device {device}"
+            + (f" ({info['gpu']})" if "gpu" in info else ""))
+        neuron, backprop = (args.neurons or ["leaky"])[0], (args.backprops or ["bptt"])[0]
+        result = time_epochs(neuron, backprop, device, mnist_root(args.data), args.train_images, args.epochs, say)
+        if args.json:
+            print(json.dumps({"machine": info, "device": str(device), **result}, indent=2))
+        return 0
+
     batch_size = config("leaky", "bptt", device.type).training.batch_size
     data, source = batches(mnist_root(args.data), max(args.batches * args.repeats, 2), batch_size, device)
     out = {"machine": machine(device), "device": str(device), "data": source, "batch_size": batch_size,
            "repeats": args.repeats, "batches": args.batches, "results": []}
-    say = (lambda *a, **k: None) if args.json else print
     say(f"# {out['machine']['cpu']}, nproc {out['machine']['nproc']}, torch {out['machine']['torch']} "
         f"({out['machine']['torch_threads']} threads), device {device}"
         + (f" ({out['machine']['gpu']})" if "gpu" in out["machine"] else ""))
     say(f"# data: {source}, batch {batch_size}, {args.repeats} pairs x {args.batches} batches\n")
-    say(f"{'neuron':9} {'backprop':8} {'check':32} {'step loop':>10} {'fast':>10} {'fast/step':>9} "
+    say(f"{'neuron':9} {'backprop':8} {'check':44} {'step loop':>10} {'fast':>10} {'fast/step':>9} "
         f"{'peak MiB step/fast':>19}")
-    for neuron in args.neurons:
-        for backprop in args.backprops:
+    for neuron in args.neurons or NEURONS:
+        for backprop in args.backprops or BACKPROPS:
             row = {"neuron": neuron, "backprop": backprop}
             row["check"] = check(neuron, backprop, device, data[0])
+            if device.type == "cuda":
+                row["check"]["graph_weight_diff"] = graph_check(neuron, backprop, device, data)
+                row["check"]["ok"] = row["check"]["ok"] and row["check"]["graph_weight_diff"] <= GRAD_TOL
             row.update(time_pairs(neuron, backprop, device, data, args.repeats, args.batches))
             out["results"].append(row)
             c = row["check"]
             verdict = (f"{'ok' if c['ok'] else 'FAIL'} spikes {'=' if c['spikes_identical'] else '!='} "
-                       f"grad {c['max_grad_diff']:.1e}")
-            say(f"{neuron:9} {backprop:8} {verdict:32} {row['step_loop_samples_per_s']:10.1f} "
+                       f"grad {c['max_grad_diff']:.1e}"
+                       + (f" graph {c['graph_weight_diff']:.0e}" if "graph_weight_diff" in c else ""))
+            say(f"{neuron:9} {backprop:8} {verdict:44} {row['step_loop_samples_per_s']:10.1f} "
                 f"{row['fast_samples_per_s']:10.1f} {row['ratio']:8.2f}x "
                 f"{row['step_loop_peak_mib']:9.0f}/{row['fast_peak_mib']:.0f}", flush=True)
     reset_peak_rss()

@@ -19,11 +19,14 @@ from ._train import (
     EpochMetrics,
     TrainingDiverged,
     TrainResult,
+    TrainStep,
     build_model,
     evaluate,
+    make_optimizer,
     resolve_device,
     train,
     train_batch,
+    uses_cuda_graph,
 )
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "SURROGATES",
     "Split",
     "TrainResult",
+    "TrainStep",
     "TrainingConfig",
     "TrainingDiverged",
     "TrialConfig",
@@ -56,7 +60,9 @@ __all__ = [
     "evaluate",
     "load",
     "make_neuron",
+    "make_optimizer",
     "resolve_device",
     "train",
     "train_batch",
+    "uses_cuda_graph",
 ]

@@ -98,6 +98,9 @@ class TrainingConfig:
     seed: int = 0
     #: ``fast`` (layer by layer over time) or ``snntorch`` (snntorch's classes, step by step)
     engine: str = "fast"
+    #: on a GPU, record one training batch as a CUDA graph and replay it (the same kernels,
+    #: launched once per batch instead of one by one); no effect on a CPU
+    cuda_graph: bool = True
 
 
 SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}

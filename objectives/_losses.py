@@ -19,6 +19,8 @@ class Loss:
     make: Callable[[], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
     on: str
     predict: Callable[[torch.Tensor], torch.Tensor]
+    #: whether a CUDA graph can record it (no operation that waits for the GPU's answer)
+    graphable: bool = True
 
 
 def _most_spikes(spk: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,11 @@ LOSSES: dict[str, Loss] = {
     "ce_count": Loss("ce_count", SF.ce_count_loss, "spikes", _most_spikes),
     # spike counts regressed to 80 % of the steps for the right class, 20 % for the others
     # (snntorch's tutorial values; its default 100 %/0 % leaves no margin)
-    "mse_count": Loss("mse_count", lambda: SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), "spikes", _most_spikes),
+    # (its targets are built with boolean-mask assignment, which asks the GPU how many
+    # elements match: no CUDA graph)
+    "mse_count": Loss(
+        "mse_count", lambda: SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), "spikes", _most_spikes, graphable=False
+    ),
     # cross-entropy of each output neuron's highest membrane potential
     "ce_max_membrane": Loss("ce_max_membrane", SF.ce_max_membrane_loss, "mem", _highest_membrane),
 }

@@ -1,15 +1,18 @@
-"""Optimizers (``torch.optim``), each built from the parameters and a learning rate."""
+"""Optimizers (``torch.optim``), each built from the parameters, a learning rate and
+whether a CUDA graph will record its steps (``capturable``: its step count lives on the
+device, so the recorded step reads the current count at every replay)."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 
-OPTIMIZERS: dict[str, Callable[[Iterable[torch.nn.Parameter], float], torch.optim.Optimizer]] = {
-    "adamax": lambda params, lr: torch.optim.Adamax(params, lr=lr),
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
-    "adamw": lambda params, lr: torch.optim.AdamW(params, lr=lr),
-    # plain SGD stalls on surrogate gradients; momentum 0.9 is the usual companion
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adamax": lambda params, lr, capturable=False: torch.optim.Adamax(params, lr=lr, capturable=capturable),
+    "adam": lambda params, lr, capturable=False: torch.optim.Adam(params, lr=lr, capturable=capturable),
+    "adamw": lambda params, lr, capturable=False: torch.optim.AdamW(params, lr=lr, capturable=capturable),
+    # plain SGD stalls on surrogate gradients; momentum 0.9 is the usual companion. Its state
+    # (the momentum buffer) has no step count: a CUDA graph can record it as it is.
+    "sgd": lambda params, lr, capturable=False: torch.optim.SGD(params, lr=lr, momentum=0.9),
 }

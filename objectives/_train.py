@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -120,6 +121,93 @@ def train_batch(model: ConvSNN, x: torch.Tensor, y: torch.Tensor, optimizer, cfg
     return torch.stack(losses).mean(), torch.cat(spikes), torch.cat(mems), torch.stack(rates).sum(0) / num_steps
 
 
+def uses_cuda_graph(cfg: TrialConfig, device: torch.device) -> bool:
+    """Whether :class:`TrainStep` records ``cfg``'s training batches as a CUDA graph on ``device``:
+    on a GPU, with ``training.cuda_graph`` on, the fast engine (the snntorch engine stays the
+    plain reference) and a loss a graph can record."""
+    t = cfg.training
+    return device.type == "cuda" and t.cuda_graph and t.engine == "fast" and LOSSES[t.loss].graphable
+
+
+def make_optimizer(cfg: TrialConfig, model: ConvSNN, device: torch.device) -> torch.optim.Optimizer:
+    """``training.optimizer`` over ``model``'s parameters, ready for a CUDA graph where one is used."""
+    t = cfg.training
+    return OPTIMIZERS[t.optimizer](model.parameters(), t.lr, capturable=uses_cuda_graph(cfg, device))
+
+
+class TrainStep:
+    """Trains ``model`` on one batch (:func:`train_batch`): eagerly, or on a GPU
+    (:func:`uses_cuda_graph`) by replaying a CUDA graph of the batch.
+
+    One batch launches some 700 to 2,000 small kernels (each neuron layer at each time
+    step, forward and backward, and each window's optimizer step); on a GPU, launching
+    them from Python one by one takes longer than running them. A CUDA graph records
+    the batch's kernels and their memory once and replays them with one launch. The
+    recording needs fixed shapes: it is made for full batches after ``WARMUP`` eager
+    ones, which run on a side stream as PyTorch asks, so that cuDNN's and the
+    optimizer's one-time set-up stays out of it. A batch of another size (an epoch's
+    last) runs eagerly on the same weights and optimizer state. Each replay computes
+    what the eager batch computes, random draws included (a fresh draw per replay).
+    The returned tensors are copies: a later call does not overwrite them.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, model: ConvSNN, optimizer: torch.optim.Optimizer, cfg: TrialConfig):
+        self.model, self.optimizer, self.cfg = model, optimizer, cfg
+        device = next(model.parameters()).device
+        self.graphed = uses_cuda_graph(cfg, device)
+        self._device = device
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._warm = 0
+        self._side: torch.cuda.Stream | None = None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor):
+        if not self.graphed:
+            return train_batch(self.model, x, y, self.optimizer, self.cfg)
+        full = len(x) == self.cfg.training.batch_size
+        if self._graph is None:
+            if not full or self._warm < self.WARMUP:
+                self._warm += int(full)
+                return self._warm_up(x, y)
+            try:
+                self._record(x, y)
+            except RuntimeError as e:
+                warnings.warn(f"CUDA graph capture failed, training this run batch by batch instead: {e}", stacklevel=2)
+                self.graphed = False
+                return self._eager(x, y)
+        if not full:
+            return self._eager(x, y)
+        self._x.copy_(x)
+        self._y.copy_(y)
+        self._graph.replay()
+        return tuple(t.clone() for t in self._out)
+
+    def _eager(self, x, y):
+        with warnings.catch_warnings():
+            # the optimizer was built for the graph (``capturable``); this batch runs without it, on purpose
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            return train_batch(self.model, x, y, self.optimizer, self.cfg)
+
+    def _warm_up(self, x, y):
+        self._side = self._side or torch.cuda.Stream(self._device)
+        main = torch.cuda.current_stream(self._device)
+        self._side.wait_stream(main)
+        with torch.cuda.stream(self._side):
+            out = self._eager(x, y)
+        main.wait_stream(self._side)
+        return out
+
+    def _record(self, x, y):
+        self._x, self._y = x.clone(), y.clone()
+        # gradients recorded from None are written, not accumulated, at each replay
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._out = train_batch(self.model, self._x, self._y, self.optimizer, self.cfg)
+        self._graph = graph
+
+
 @torch.no_grad()
 def evaluate(model: ConvSNN, split: Split, cfg: TrialConfig) -> float:
     """Accuracy on ``split`` over the full window of time steps."""
@@ -153,7 +241,8 @@ def train(
     data = data if data is not None else load(cfg.dataset, device)
     torch.manual_seed(t.seed)
     model = build_model(cfg, data).to(device)
-    optimizer = OPTIMIZERS[t.optimizer](model.parameters(), t.lr)
+    optimizer = make_optimizer(cfg, model, device)
+    step = TrainStep(model, optimizer, cfg)
     shuffle = torch.Generator().manual_seed(t.seed)
     n_train = len(data.train)
     n_batches = math.ceil(n_train / t.batch_size)
@@ -170,7 +259,7 @@ def train(
         for b in range(n_batches):
             idx = order[b * t.batch_size : (b + 1) * t.batch_size]
             y = data.train.y[idx]
-            loss, spikes, mems, rates = train_batch(model, data.train.x[idx], y, optimizer, cfg)
+            loss, spikes, mems, rates = step(data.train.x[idx], y)
             pred = LOSSES[t.loss].predict(spikes if LOSSES[t.loss].on == "spikes" else mems)
             loss_sum += loss * len(idx)
             correct += (pred == y).sum()
