@@ -355,7 +355,7 @@ def epoch_data(root: str | None, n_train: int, device: torch.device) -> tuple[Da
     def tiled(split, n):
         return Split(split.x.repeat(reps, 1, 1, 1)[:n], split.y.repeat(reps)[:n])
 
-    data = Data(tiled(small.train, n_train), tiled(small.train, 5000), small.test, small.num_classes)
+    data = Data(tiled(small.train, n_train), tiled(small.val, 5000), small.test, small.num_classes)
     return data, f"synthetic 28x28 ({len(small.train)} images repeated)"
 
 
@@ -413,8 +413,10 @@ def main(argv=None) -> int:
                         "(the first neuron and backprop given)")
     p.add_argument("--train-images", type=int, default=55000, help="--epoch: training images (default 55000)")
     p.add_argument("--epochs", type=int, default=2, help="--epoch: epochs to time (default 2)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="--epoch: runs one after the other in this process, as a study worker trains trials (default 1)")
     args = p.parse_args(argv)
-    for name in ("repeats", "batches", "train_images", "epochs"):
+    for name in ("repeats", "batches", "train_images", "epochs", "runs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, but got {getattr(args, name)}")
     if args.threads:
@@ -430,9 +432,10 @@ def main(argv=None) -> int:
         say(f"# {info['cpu']}, nproc {info['nproc']}, torch {info['torch']}, device {device}"
             + (f" ({info['gpu']})" if "gpu" in info else ""))
         neuron, backprop = (args.neurons or ["leaky"])[0], (args.backprops or ["bptt"])[0]
-        result = time_epochs(neuron, backprop, device, mnist_root(args.data), args.train_images, args.epochs, say)
+        runs = [time_epochs(neuron, backprop, device, mnist_root(args.data), args.train_images, args.epochs, say)
+                for _ in range(args.runs)]
         if args.json:
-            print(json.dumps({"machine": info, "device": str(device), **result}, indent=2))
+            print(json.dumps({"machine": info, "device": str(device), "runs": runs}, indent=2))
         return 0
 
     batch_size = config("leaky", "bptt", device.type).training.batch_size

@@ -95,11 +95,13 @@ def exact_arithmetic():
 
 
 def train_batches(cfg: TrialConfig, graph: bool, n_full: int = TrainStep.WARMUP + 3):
-    """Weights and per-batch losses after ``n_full`` full batches and one partial batch,
-    with the graph or without (both with the graph's capturable optimizer: the same arithmetic)."""
+    """The step, the weights and per-batch losses after ``n_full`` full batches and one partial
+    batch, and whether the weights moved; with the graph or without (both with the graph's
+    capturable optimizer: the same arithmetic)."""
     data = load(cfg.dataset, CUDA)
     torch.manual_seed(0)
     model = build_model(cfg, data).to(CUDA)
+    initial = [p.detach().clone() for p in model.parameters()]
     optimizer = make_optimizer(cfg, model, CUDA)
     step = TrainStep(model, optimizer, cfg.replace(**{"training.cuda_graph": graph}))
     size = cfg.training.batch_size
@@ -112,7 +114,8 @@ def train_batches(cfg: TrialConfig, graph: bool, n_full: int = TrainStep.WARMUP 
             losses.append(loss.item())
         loss, *_ = step(data.train.x[:37], data.train.y[:37])
         losses.append(loss.item())
-    return step, [p.detach().clone() for p in model.parameters()], losses
+    weights = [p.detach().clone() for p in model.parameters()]
+    return step, weights, losses, any(not torch.equal(a, b) for a, b in zip(weights, initial))
 
 
 @needs_cuda
@@ -121,11 +124,13 @@ def test_graph_replays_train_the_weights_eager_batches_train(tiny, neuron, backp
     tiny["model"]["neuron"] = neuron
     cfg = config(tiny, backprop=backprop, tbptt_window=2)
     with exact_arithmetic():
-        step, graph_weights, graph_losses = train_batches(cfg, graph=True)
-        _, eager_weights, eager_losses = train_batches(cfg, graph=False)
+        step, graph_weights, graph_losses, moved = train_batches(cfg, graph=True)
+        _, eager_weights, eager_losses, _ = train_batches(cfg, graph=False)
     assert step.graphed and step._graph is not None  # recorded, and replayed for the last full batches
+    # the comparison is of trained weights, except where nothing can train: the alpha neuron's
+    # membrane answers an input only from the next step, so one-step windows carry no gradient
+    assert moved is not (neuron == "alpha" and backprop == "rtrl")
     assert graph_losses == pytest.approx(eager_losses, abs=1e-6)
-    assert len(set(graph_losses)) > 1  # it trained
     for a, b in zip(graph_weights, eager_weights):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
@@ -134,8 +139,8 @@ def test_graph_replays_train_the_weights_eager_batches_train(tiny, neuron, backp
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_trains_on_the_gpu(tiny, loss):
     cfg = config(tiny, loss=loss)
-    step, _, losses = train_batches(cfg, graph=True)
-    assert step.graphed is LOSSES[loss].graphable
+    step, _, losses, moved = train_batches(cfg, graph=True)
+    assert step.graphed is LOSSES[loss].graphable and moved
     assert all(torch.isfinite(torch.tensor(losses)))
 
 
@@ -143,24 +148,24 @@ def test_every_loss_trains_on_the_gpu(tiny, loss):
 @pytest.mark.parametrize("surrogate", SURROGATES)
 def test_every_surrogate_is_recorded(tiny, surrogate):
     tiny["model"]["surrogate"] = surrogate
-    step, _, losses = train_batches(config(tiny), graph=True)
-    assert step.graphed and all(torch.isfinite(torch.tensor(losses)))
+    step, _, losses, moved = train_batches(config(tiny), graph=True)
+    assert step.graphed and moved and all(torch.isfinite(torch.tensor(losses)))
 
 
 @needs_cuda
 def test_random_draws_are_fresh_at_every_replay(tiny):
-    # the same batch replayed with a learning rate too small to change anything: only the
-    # Poisson input can make the output differ
-    tiny["model"]["encoding"] = "rate"
+    # the same batch replayed with a learning rate too small to change anything and a threshold
+    # low enough that the first layer spikes: only the Poisson input can make its spikes differ
+    tiny["model"].update(encoding="rate", threshold=0.05)
     cfg = config(tiny, lr=1e-30)
     data = load(cfg.dataset, CUDA)
     torch.manual_seed(0)
     model = build_model(cfg, data).to(CUDA)
     step = TrainStep(model, make_optimizer(cfg, model, CUDA), cfg)
     x, y = data.train.x[:64], data.train.y[:64]
-    outputs = [step(x, y)[2] for _ in range(TrainStep.WARMUP + 3)]
+    rates = [step(x, y)[3][0].item() for _ in range(TrainStep.WARMUP + 3)]
     assert step._graph is not None
-    assert not torch.equal(outputs[-1], outputs[-2])
+    assert 0 < rates[-1] < 1 and len(set(rates[-3:])) == 3
 
 
 @needs_cuda
