@@ -20,7 +20,8 @@ class PrunerConfig:
     """``study.pruner``: a name, or a mapping with the name and its settings."""
 
     name: str = "median"
-    #: epochs every trial runs before it may be pruned (median, percentile)
+    #: epochs every trial runs before it may be pruned (median, percentile); epochs count from 1,
+    #: so 0 and 1 both allow pruning after the first epoch
     n_warmup_steps: int = 2
     #: trials that run unpruned before pruning starts (median, percentile)
     n_startup_trials: int = 5
@@ -29,7 +30,9 @@ class PrunerConfig:
     #: epochs before the first rung (successive_halving, hyperband)
     min_resource: int = 1
     reduction_factor: int = 3
-    #: wrap in PatientPruner: prune only after this many epochs without improvement
+    #: wrap in PatientPruner: prune only when the best of the last ``patience`` + 1 epochs is below
+    #: the best before them (and the wrapped pruner agrees). A trial that stays level, e.g. stuck at
+    #: chance, is never below, so patience never prunes it: leave it out to prune those.
     patience: int | None = None
 
     @classmethod

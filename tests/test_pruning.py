@@ -56,3 +56,38 @@ def test_every_sampler_proposes_a_valid_config(tiny):
             cfg = space.suggest(trial)
             study.tell(trial, cfg.training.lr)
         assert len(study.trials) == 3
+
+
+def _run(study: optuna.Study, values: list[float]) -> int | None:
+    """Report ``values`` epoch by epoch (from 1) as one trial; the epoch it is pruned at, or None if it completes."""
+    trial = study.ask()
+    for epoch, value in enumerate(values, start=1):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            study.tell(trial, state=TrialState.PRUNED)
+            return epoch
+    study.tell(trial, max(values))
+    return None
+
+
+def _study(**pruner) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(PrunerConfig.from_value(pruner), 6))
+    _run(study, [0.5, 0.7, 0.8, 0.9, 0.9, 0.9])  # the one startup trial every later trial is compared with
+    return study
+
+
+def test_n_warmup_steps_is_the_first_epoch_a_trial_may_be_pruned_at():
+    behind = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert _run(_study(name="median", n_startup_trials=1, n_warmup_steps=0), behind) == 1
+    assert _run(_study(name="median", n_startup_trials=1, n_warmup_steps=1), behind) == 1  # epochs count from 1
+    assert _run(_study(name="median", n_startup_trials=1, n_warmup_steps=2), behind) == 2
+    assert _run(_study(name="median", n_startup_trials=1, n_warmup_steps=2), [0.4, 0.8, 0.9, 0.9, 0.9, 0.9]) is None
+
+
+def test_patience_prunes_a_trial_behind_that_got_worse_but_never_one_that_stays_level():
+    def patient():
+        return _study(name="median", n_startup_trials=1, n_warmup_steps=0, patience=1)
+
+    assert _run(patient(), [0.3, 0.2, 0.2, 0.2, 0.2, 0.2]) == 3  # epochs 2-3 both below epoch 1's 0.3
+    assert _run(patient(), [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]) is None  # at chance the whole time, never below itself
+    assert _run(patient(), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) is None  # behind, but improving every epoch
