@@ -55,8 +55,10 @@ class Neuron(nn.Module):
         return tuple(torch.zeros_like(like) for _ in self.state_names)
 
     def previous_spike(self, mem: torch.Tensor) -> torch.Tensor:
-        """The reset signal: whether the previous membrane was above threshold (no gradient)."""
-        return (mem - self.threshold > 0).to(mem.dtype)
+        """The reset signal: whether the previous membrane was above threshold (no gradient).
+        snntorch computes ``(U - U_thr > 0)``: for finite floats the same as ``U > U_thr``,
+        here written straight into a float tensor (one kernel instead of three)."""
+        return torch.gt(mem, self.threshold, out=torch.empty_like(mem))
 
     def fire(self, mem: torch.Tensor) -> torch.Tensor:
         """Spikes of the new membrane, through the surrogate gradient."""
