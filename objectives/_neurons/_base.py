@@ -32,6 +32,9 @@ class Neuron(nn.Module):
     state_names: ClassVar[tuple[str, ...]] = ("mem",)
     #: config fields (besides threshold) this neuron reads
     params: ClassVar[tuple[str, ...]] = ("beta",)
+    #: whether :meth:`backward_window` emits, for each step, the tensor ``local(t)`` gave it
+    #: (updated in place): the input gradient is the membrane gradient
+    emits_local: ClassVar[bool] = False
     default_reset: ClassVar[str] = "subtract"
 
     def __init__(self, spike_fn, threshold: float = 1.0, reset_mechanism: str | None = None):
@@ -155,15 +158,22 @@ def _integrate_window(neuron: Neuron, current, num_steps, state, keep_mems: bool
     steps = num_steps if num_steps is not None else current.shape[0]
     inputs = [current] * steps if num_steps is not None else current.unbind(0)
     spikes = steps_like(inputs[0], steps)
-    mems = steps_like(inputs[0], steps) if keep_mems else None
+    # the membranes: copied into place step by step on a CPU (cache), stacked once at the end elsewhere
+    stacked = keep_mems and whole_window(current)
+    mems = steps_like(inputs[0], steps) if keep_mems and not stacked else None
+    kept = []
     with torch.no_grad():
         reset0 = reset = neuron.previous_spike(state[-1])
         for t, x in enumerate(inputs):
             state = neuron.integrate(x, state, reset)
             if mems is not None:
                 mems[t].copy_(state[-1])
+            elif stacked:
+                kept.append(state[-1])
             # the spike, and the next step's reset: (U - U_thr > 0) is (U > U_thr) for finite floats
             reset = torch.gt(state[-1], neuron.threshold, out=spikes[t])
+    if stacked:
+        mems = torch.stack(kept)
     return spikes, mems, state, reset0
 
 
@@ -210,7 +220,8 @@ class _Window(torch.autograd.Function):
                     (grad,) = torch.autograd.grad(neuron.spike_fn(u), u, grad_spikes[t])
             return grad if grad_mems is None else grad.add_(grad_mems[t])
 
-        if whole_window(mems):
+        whole = whole_window(mems)
+        if whole:
             # every step at once: the same values in some 7 kernels instead of 7 per step
             everything = local_of(slice(None))
 
@@ -220,11 +231,16 @@ class _Window(torch.autograd.Function):
             # step by step: each step's tensors stay in the CPU's cache
             local = local_of
 
-        grad_x = None if ctx.constant else steps_like(mems[0], steps)
+        # A neuron whose input gradient is its membrane gradient (``emits_local``) updates the
+        # window's locals in place into the input gradients: nothing to copy, one sum if constant.
+        in_place = whole and neuron.emits_local
+        grad_x = None if ctx.constant or in_place else steps_like(mems[0], steps)
         summed = False
 
         def emit(t, grad):
             nonlocal grad_x, summed
+            if in_place:
+                return
             if not ctx.constant:
                 grad_x[t].copy_(grad)
             elif grad_x is None:
@@ -239,14 +255,17 @@ class _Window(torch.autograd.Function):
 
         needs = ctx.needs_input_grad
         grad_state = neuron.backward_window(steps, local, reset, grad_others, emit)
+        if in_place:
+            grad_x = everything.sum(0) if ctx.constant else everything
         grad_state = [g if need else None for g, need in zip(grad_state, needs[3:])]
         return (None, None, grad_x if needs[2] else None, *grad_state)
 
 
 def whole_window(t: torch.Tensor) -> bool:
-    """Whether the backward pass takes the surrogate's derivative over a whole window at
-    once (on accelerators, where each kernel launch costs more than the arithmetic) rather
-    than step by step (on the CPU, where a step's tensors stay in cache)."""
+    """Whether a window's per-step work is done once over the whole window (stacking the
+    membranes, the surrogate's derivative, the input gradient): on accelerators, where each
+    kernel launch costs more than the arithmetic; on the CPU it goes step by step, where
+    a step's tensors stay in cache."""
     return t.device.type != "cpu"
 
 

@@ -13,6 +13,7 @@ class Leaky(Neuron):
 
     state_names = ("mem",)
     params = ("beta",)
+    emits_local = True  # dU[t]/dI[t] = 1
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__(spike_fn, threshold, reset_mechanism)
