@@ -19,9 +19,11 @@ def make(name, reset, threshold=0.7):
     return cls(SURROGATES["fast_sigmoid"].make(), threshold=threshold, reset_mechanism=reset, **kwargs)
 
 
+# threshold 1 takes a shortcut (the reset is not multiplied by it): it must change no value
+@pytest.mark.parametrize("threshold", [0.7, 1.0])
 @pytest.mark.parametrize("name, reset", list(itertools.product(NEURONS, RESET_MECHANISMS)))
-def test_spikes_and_every_state_variable_equal_snntorch_exactly(name, reset):
-    ours = make(name, reset)
+def test_spikes_and_every_state_variable_equal_snntorch_exactly(name, reset, threshold):
+    ours = make(name, reset, threshold)
     theirs = ours.to_snntorch()
     torch.manual_seed(0)
     inputs = torch.rand(40, 16, 32) * 1.5 - 0.2

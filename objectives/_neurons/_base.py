@@ -47,6 +47,7 @@ class Neuron(nn.Module):
         self.spike_fn = spike_fn
         self.reset_mechanism = reset_mechanism
         self.register_buffer("threshold", torch.as_tensor(float(threshold)))
+        self._unit_threshold = float(threshold) == 1.0
 
     @classmethod
     def check(cls, **params: float) -> tuple[str, str] | None:
@@ -62,6 +63,11 @@ class Neuron(nn.Module):
         snntorch computes ``(U - U_thr > 0)``: for finite floats the same as ``U > U_thr``,
         here written straight into a float tensor (one kernel instead of three)."""
         return torch.gt(mem, self.threshold, out=torch.empty_like(mem))
+
+    def scaled_reset(self, reset: torch.Tensor) -> torch.Tensor:
+        """``reset * U_thr``, what the subtractive reset takes off. At the default threshold of
+        1 that product is ``reset`` itself: not computed (the same values, one kernel less per step)."""
+        return reset if self._unit_threshold else reset * self.threshold
 
     def fire(self, mem: torch.Tensor) -> torch.Tensor:
         """Spikes of the new membrane, through the surrogate gradient."""
@@ -113,7 +119,8 @@ class Neuron(nn.Module):
             if steps == 1:
                 # one step (RTRL): no loop over time to save, and autograd's own bookkeeping is
                 # cheaper than a Python-level node
-                spk, state = self.step(current if num_steps is not None else current[0], state)
+                # squeeze, not current[0]: its backward is a view, not a zero-filled copy
+                spk, state = self.step(current if num_steps is not None else current.squeeze(0), state)
                 return spk.unsqueeze(0), (state[-1].unsqueeze(0) if record_mem else None), state
             spikes, mems, *others = _Window.apply(self, num_steps, current, *state)
             return spikes, (mems if record_mem else None), (*others, mems[-1])

@@ -49,7 +49,7 @@ class Alpha(Neuron):
         syn_exc, syn_inh, mem = self._traces(x, syn_exc_prev, syn_inh_prev)
         if self.reset_mechanism == "subtract":
             # snntorch's subtractive reset for Alpha, term by term
-            syn_exc = syn_exc - self.threshold * reset
+            syn_exc = syn_exc - self.scaled_reset(reset)
             syn_inh = syn_inh - (self.beta * syn_inh_prev - x) * reset
             mem = mem - (-syn_inh_prev) * reset
         elif self.reset_mechanism == "zero":

@@ -45,13 +45,15 @@ class Lapicque(Neuron):
         return None
 
     def _integrate(self, x, mem):
-        return x * self.R * self.inv_rc * self.time_step + self.decay * mem
+        # snntorch's x * R * (1 / RC) * time_step + (1 - time_step / RC) * mem, with R and the
+        # time step 1 (multiplying by them changes no value: two kernels less per step)
+        return x * self.inv_rc + self.decay * mem
 
     def integrate(self, x: torch.Tensor, state: State, reset: torch.Tensor) -> State:
         (mem,) = state
         mem = self._integrate(x, mem)
         if self.reset_mechanism == "subtract":
-            mem = mem - reset * self.threshold
+            mem = mem - self.scaled_reset(reset)
         elif self.reset_mechanism == "zero":
             mem = mem - reset * mem
         return (mem,)

@@ -24,7 +24,7 @@ class Leaky(Neuron):
         (mem,) = state
         beta = self.beta
         if self.reset_mechanism == "subtract":
-            mem = beta * mem + x - reset * self.threshold
+            mem = beta * mem + x - self.scaled_reset(reset)
         elif self.reset_mechanism == "zero":
             mem = beta * ((1 - reset) * mem) + x
         else:

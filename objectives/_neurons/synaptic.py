@@ -28,7 +28,7 @@ class Synaptic(Neuron):
         syn = self.alpha * syn + x
         mem = self.beta * mem + syn
         if self.reset_mechanism == "subtract":
-            mem = mem - reset * self.threshold
+            mem = mem - self.scaled_reset(reset)
         elif self.reset_mechanism == "zero":
             mem = mem - mem * reset
         return (syn, mem)
