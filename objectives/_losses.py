@@ -1,5 +1,5 @@
-"""Losses over the output layer's spikes or membrane (``snntorch.functional``'s; ``ce_rate``
-computed in one call, to the same value), with the prediction rule that goes with each."""
+"""Losses over the output layer's spikes or membrane (``snntorch.functional``), with the
+prediction rule that goes with each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Callable
 
 import snntorch.functional as SF
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -24,19 +23,6 @@ class Loss:
     graphable: bool = True
 
 
-def _ce_rate():
-    """snntorch's ``ce_rate_loss`` (the cross-entropy of the output spikes at every step,
-    averaged over the steps) as one cross-entropy over all steps at once: every step has
-    the same batch, so the mean over steps of the per-step means is the mean over all
-    (to float rounding). snntorch's loop launches two kernels per step forward and as
-    many backward; on a GPU that was one kernel in eight of a BPTT batch."""
-
-    def ce_rate(spk: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(spk.flatten(0, 1), targets.repeat(spk.shape[0]))
-
-    return ce_rate
-
-
 def _most_spikes(spk: torch.Tensor) -> torch.Tensor:
     return spk.sum(0).argmax(1)
 
@@ -47,7 +33,10 @@ def _highest_membrane(mem: torch.Tensor) -> torch.Tensor:
 
 LOSSES: dict[str, Loss] = {
     # cross-entropy at every step, averaged over time (the seed's "CrossEntropyRate")
-    "ce_rate": Loss("ce_rate", _ce_rate, "spikes", _most_spikes),
+    # snntorch's loop over the steps, kept as it is: one F.cross_entropy over all steps gives
+    # the same value to float rounding and a BPTT batch about 12 % faster on a GPU, but that
+    # rounding sends training elsewhere (the seed network: test 98.46 % instead of 98.63 %)
+    "ce_rate": Loss("ce_rate", SF.ce_rate_loss, "spikes", _most_spikes),
     # cross-entropy of the spike counts
     "ce_count": Loss("ce_count", SF.ce_count_loss, "spikes", _most_spikes),
     # spike counts regressed to 80 % of the steps for the right class, 20 % for the others
