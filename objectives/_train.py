@@ -165,6 +165,12 @@ class TrainStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor):
         if not self.graphed:
             return train_batch(self.model, x, y, self.optimizer, self.cfg)
+        # streams and the recording belong to the current device: make it the model's (cuda:1
+        # in a worker given --devices cuda:0,cuda:1 whose current device is still cuda:0)
+        with torch.cuda.device(self._device):
+            return self._graphed(x, y)
+
+    def _graphed(self, x, y):
         full = len(x) == self.cfg.training.batch_size
         if self._graph is None:
             if not full or self._warm < self.WARMUP:
@@ -173,7 +179,7 @@ class TrainStep:
             try:
                 self._record(x, y)
             except RuntimeError as e:
-                warnings.warn(f"CUDA graph capture failed, training this run batch by batch instead: {e}", stacklevel=2)
+                warnings.warn(f"CUDA graph capture failed, training this run batch by batch instead: {e}", stacklevel=3)
                 self.graphed = False
                 return self._eager(x, y)
         if not full:
