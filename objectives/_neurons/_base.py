@@ -45,6 +45,8 @@ class Neuron(nn.Module):
                 f"reset_mechanism={reset_mechanism!r} is not one of {', '.join(RESET_MECHANISMS)}"
             )
         self.spike_fn = spike_fn
+        # what the window's backward multiplies by: found once here, not at every backward pass
+        self.spike_derivative = surrogate_derivative(spike_fn)
         self.reset_mechanism = reset_mechanism
         self.register_buffer("threshold", torch.as_tensor(float(threshold)))
         self._unit_threshold = float(threshold) == 1.0
@@ -58,11 +60,12 @@ class Neuron(nn.Module):
         """All-zero state shaped like one time step of input (snntorch's start)."""
         return tuple(torch.zeros_like(like) for _ in self.state_names)
 
-    def previous_spike(self, mem: torch.Tensor) -> torch.Tensor:
-        """The reset signal: whether the previous membrane was above threshold (no gradient).
-        snntorch computes ``(U - U_thr > 0)``: for finite floats the same as ``U > U_thr``,
-        here written straight into a float tensor (one kernel instead of three)."""
-        return torch.gt(mem, self.threshold, out=torch.empty_like(mem))
+    def previous_spike(self, mem: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The reset signal: whether the previous membrane was above threshold (no gradient),
+        written into ``out`` when given. snntorch computes ``(U - U_thr > 0)``: for finite
+        floats the same as ``U > U_thr``, here written straight into a float tensor (one
+        kernel instead of three)."""
+        return torch.gt(mem, self.threshold, out=torch.empty_like(mem) if out is None else out)
 
     def scaled_reset(self, reset: torch.Tensor) -> torch.Tensor:
         """``reset * U_thr``, what the subtractive reset takes off. At the default threshold of
@@ -177,8 +180,8 @@ def _integrate_window(neuron: Neuron, current, num_steps, state, keep_mems: bool
                 mems[t].copy_(state[-1])
             elif stacked:
                 kept.append(state[-1])
-            # the spike, and the next step's reset: (U - U_thr > 0) is (U > U_thr) for finite floats
-            reset = torch.gt(state[-1], neuron.threshold, out=spikes[t])
+            # the spike, and the next step's reset
+            reset = neuron.previous_spike(state[-1], out=spikes[t])
     if stacked:
         mems = torch.stack(kept)
     return spikes, mems, state, reset0
@@ -212,7 +215,7 @@ class _Window(torch.autograd.Function):
         mems, spikes, reset0 = ctx.saved_tensors
         neuron = ctx.neuron
         steps = len(mems)
-        derivative = surrogate_derivative(neuron.spike_fn)
+        derivative = neuron.spike_derivative
 
         def local_of(t):
             """The gradient on the membrane from its own outputs, at step ``t`` or (``t=slice(None)``) at every step."""

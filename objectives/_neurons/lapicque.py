@@ -61,7 +61,7 @@ class Lapicque(Neuron):
     def backward_window(self, steps, local, reset, later, emit):
         # P[t] = c_in I[t] + decay U[t-1]; U[t] = P[t], times (1 - reset[t]) under the zero reset
         decay = self.decay
-        c_in = self.R * self.inv_rc * self.time_step
+        c_in = self.inv_rc  # R * (1 / RC) * time_step, with R and the time step 1
         zero = self.reset_mechanism == "zero"
         grad = None  # on P[t + 1]
         for t in range(steps - 1, -1, -1):
