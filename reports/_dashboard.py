@@ -14,16 +14,13 @@ import optuna
 import optuna_dashboard
 import plotly.graph_objects as go
 
+from ._html import _mean_std, _pct, best_first
 from ._load import StudyData
 
 NOTE_START = "## snn-study report"
 #: the height optuna-dashboard gives a saved figure, in pixels
 DASHBOARD_HEIGHT = 450
 NOTE_END = "*(end of the snn-study report; text below this line is kept when the report is written again)*"
-
-
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{value:.2%}"
 
 
 def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, meta: list[str],
@@ -35,8 +32,8 @@ def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, 
     lines += ["| neuron | surrogate | backprop | complete / trials | pruned | failed | best val. acc. | mean ± std | "
               "test acc. of best |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(summary, key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0))):
-        spread = _pct(r["mean_val_acc"]) + ("" if r["std_val_acc"] is None else f" ± {r['std_val_acc']:.2%}")
+    for r in best_first(summary):
+        spread = _mean_std(r["mean_val_acc"], r["std_val_acc"])
         lines.append(f"| {r['neuron']} | {r['surrogate']} | {r['backprop']} | {r['finished']} / {r['trials']} | "
                      f"{r['pruned']} | {r['failed']} | {_pct(r['best_val_acc'])} | {spread} | "
                      f"{_pct(r['best_test_acc'])} |")

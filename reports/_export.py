@@ -133,14 +133,26 @@ def png_problem() -> str | None:
     if importlib.util.find_spec("kaleido") is None:
         return "PNG export needs the kaleido package and a Chrome or Chromium it can start (pip install kaleido)"
     import plotly.graph_objects as go
-    import plotly.io as pio
 
     try:
         pio.to_image(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), format="png", width=60, height=40)
     except Exception as exc:  # kaleido raises its own errors for a missing or failing browser
-        reason = " ".join(str(exc).split())[:200]
-        return f"PNG export through kaleido failed ({type(exc).__name__}: {reason})"
+        return _kaleido_failed(exc)
     return None
+
+
+def _kaleido_failed(exc: Exception) -> str:
+    """One line saying why kaleido's PNG export failed: the error's type and its first 200 characters."""
+    return f"PNG export through kaleido failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+
+def _drop_png(formats: tuple[str, ...], problem: str, warnings: list[str]) -> tuple[str, ...]:
+    """``formats`` without png after PNG export failed for ``problem``: ConfigError on ``--format`` when png was
+    the only format asked, else a line in ``warnings`` (the HTML figures are written alone)."""
+    if "html" not in formats:
+        raise ConfigError("--format", "png", f"{problem}; or use --format html") from None
+    warnings.append(f"{problem}; wrote the HTML figures only")
+    return tuple(f for f in formats if f != "png")
 
 
 def prepare_out(out: Path) -> None:
@@ -245,11 +257,7 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
             pio.write_images([s.figure for s in drawn], [figures_dir / f"{s.key}.png" for s in drawn],
                              width=PNG_WIDTH, height=[s.figure.layout.height or 500 for s in drawn])
         except Exception as exc:  # kaleido's own errors: the browser died, timed out, ...
-            reason = f"PNG export through kaleido failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-            if "html" not in formats:
-                raise ConfigError("--format", "png", f"{reason}; or use --format html") from None
-            report.warnings.append(f"{reason}; wrote the HTML figures only")
-            formats = tuple(f for f in formats if f != "png")
+            formats = _drop_png(formats, _kaleido_failed(exc), report.warnings)
         else:
             report.files += [f"figures/{s.key}.png" for s in drawn]
     links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
@@ -292,10 +300,7 @@ def export(
     if "png" in formats:
         problem = png_problem()
         if problem is not None:
-            if formats == ("png",):
-                raise ConfigError("--format", "png", f"{problem}; or use --format html")
-            warnings.append(f"{problem}; wrote the HTML figures only")
-            formats = tuple(f for f in formats if f != "png")
+            formats = _drop_png(formats, problem, warnings)
     prepare_out(out)
     report = Report(out=out, warnings=warnings)
 
@@ -315,15 +320,15 @@ def export(
     meta = [f"{studies} in {data.shown}", _counts(trials),
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
             + (" while trials were still running: a snapshot" if unfinished else "")]
+    winner = winner_line(trials)
     try:
-        write_report(out, f"SNN study report: {data.name}", meta, winner_line(trials), summary, sections, formats,
-                     tables, report)
+        write_report(out, f"SNN study report: {data.name}", meta, winner, summary, sections, formats, tables, report)
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
     if dashboard:
         from ._dashboard import save_to_dashboard
 
-        report.dashboard_studies = save_to_dashboard(data, report, winner_line(trials), meta)
+        report.dashboard_studies = save_to_dashboard(data, report, winner, meta)
     return report
 
 

@@ -42,15 +42,23 @@ def _pct(value: Any) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
+def _mean_std(mean: float | None, std: float | None) -> str:
+    """``"97.50% ± 0.40%"``; ``"97.50%"`` without a std, ``"–"`` without a mean."""
+    return "–" if mean is None else _pct(mean) + ("" if std is None else f" ± {std:.2%}")
+
+
+def best_first(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows by best validation accuracy, highest first, rows without one last."""
+    return sorted(summary, key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0)))
+
+
 def summary_table(summary: list[dict[str, Any]]) -> str:
     """The summary rows as an HTML table, best first."""
     head = ("neuron", "surrogate", "backprop", "trials", "complete", "pruned", "failed", "running / waiting",
             "best val. acc.", "mean ± std val. acc.", "test acc. of best", "best trial")
-    rows = sorted(summary, key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0)))
     out = ["<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
-    for i, r in enumerate(rows):
-        spread = "–" if r.get("mean_val_acc") is None else (
-            _pct(r["mean_val_acc"]) + ("" if r.get("std_val_acc") is None else f" ± {r['std_val_acc']:.2%}"))
+    for i, r in enumerate(best_first(summary)):
+        spread = _mean_std(r.get("mean_val_acc"), r.get("std_val_acc"))
         best = "–" if r.get("best_trial") is None else f"{html.escape(str(r.get('best_study')))} #{r['best_trial']}"
         cells = [f'<td class="name">{html.escape(str(r[k]))}</td>' for k in ("neuron", "surrogate", "backprop")]
         cells += [f"<td>{r.get(k, '')}</td>" for k in ("trials", "finished", "pruned", "failed")]

@@ -38,24 +38,20 @@ def merged_study(data: StudyData) -> optuna.Study:
         merged = optuna.create_study(direction="maximize", study_name=data.name)
     finally:
         optuna.logging.set_verbosity(verbosity)
+    combination = {k: CategoricalDistribution(choices[k]) for k in COMBINATION}
     far_future = 1e18
     for study_name, t in sorted(finished, key=lambda st: (st[1].datetime_start.timestamp() if st[1].datetime_start
                                                            else far_future, st[0], st[1].number)):
-        params = {**t.params, **combos[id(t)]}
-        distributions = {**t.distributions, **{k: CategoricalDistribution(choices[k]) for k in COMBINATION}}
-        trial = optuna.trial.create_trial(
-            state=t.state, value=t.value if t.state == TrialState.COMPLETE else None, params=params,
-            distributions=distributions, intermediate_values=dict(t.intermediate_values),
-            user_attrs={"study": study_name, "number": t.number},
-        )
+        common = {"state": t.state, "value": t.value if t.state == TrialState.COMPLETE else None,
+                  "intermediate_values": dict(t.intermediate_values),
+                  "user_attrs": {"study": study_name, "number": t.number}}
+        trial = optuna.trial.create_trial(params={**t.params, **combos[id(t)]},
+                                          distributions={**t.distributions, **combination}, **common)
         try:
             merged.add_trial(trial)
         except ValueError:
             # the same parameter name with another kind of distribution in another study: keep the combination only
-            merged.add_trial(optuna.trial.create_trial(
-                state=t.state, value=trial.value, intermediate_values=dict(t.intermediate_values),
-                params=combos[id(t)], distributions={k: CategoricalDistribution(choices[k]) for k in COMBINATION},
-                user_attrs={"study": study_name, "number": t.number}))
+            merged.add_trial(optuna.trial.create_trial(params=combos[id(t)], distributions=dict(combination), **common))
     return merged
 
 

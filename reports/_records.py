@@ -12,9 +12,6 @@ from typing import Any
 
 from ._load import COMBINATION
 
-#: states whose validation curve is drawn, and how
-CURVE_STATES = ("COMPLETE", "PRUNED", "RUNNING", "FAIL")
-
 
 def combination_label(row: dict[str, Any]) -> str:
     """``"leaky / atan / bptt"``."""

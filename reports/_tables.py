@@ -120,6 +120,12 @@ def epoch_rows(data: StudyData, trials: list[dict[str, Any]]) -> tuple[list[dict
     return rows, columns
 
 
+def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The complete trial row with the highest validation accuracy (the first one on a tie, so the choice is stable)."""
+    done = [r for r in trials if r["state"] == "COMPLETE" and r["value"] is not None]
+    return max(done, key=lambda r: r["value"]) if done else None
+
+
 def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per neuron-surrogate-backprop combination that has a trial, sorted by the three names.
 
@@ -134,10 +140,8 @@ def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for key in sorted(groups):
         rows = groups[key]
-        complete = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
-        values = [r["value"] for r in complete]
-        # the first trial reaching the best value wins a tie, so the choice is stable
-        best = max(complete, key=lambda r: r["value"]) if complete else None
+        values = [r["value"] for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+        best = best_trial(rows)
         count = defaultdict(int)
         for r in rows:
             count[r["state"]] += 1

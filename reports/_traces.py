@@ -17,7 +17,7 @@ import optuna
 from storage import artifact_dir
 
 from ._load import StudyData
-from ._tables import layer_names
+from ._tables import best_trial, layer_names
 
 #: test images traced, and at most this many neurons of one layer drawn in a raster
 N_IMAGES = 3
@@ -65,17 +65,11 @@ class TraceRecord:
     images: list[ImageTrace]
 
 
-def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The complete trial row with the highest validation accuracy (the first one on a tie)."""
-    done = [r for r in trials if r["state"] == "COMPLETE" and r["value"] is not None]
-    return max(done, key=lambda r: r["value"]) if done else None
-
-
 def _artifact_root(data: StudyData, study_name: str, override: str | None) -> Path:
-    if override is not None:
-        return Path(override)
-    config = data.study_attrs.get(study_name, {}).get("study_config") or {}
-    return artifact_dir(data.url, (config.get("study") or {}).get("artifacts"))
+    if override is None:
+        config = data.study_attrs.get(study_name, {}).get("study_config") or {}
+        override = (config.get("study") or {}).get("artifacts")
+    return artifact_dir(data.url, override)
 
 
 def trace_records(
