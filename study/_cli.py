@@ -165,10 +165,12 @@ class _Log:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
+    from storage import DEFAULT_URL
+
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (YAML)")
     source.add_argument("--preset", metavar="NAME", help="a built-in study config: quick, mnist-grid, mnist-tpe")
-    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL (default sqlite:///runs/snn_study.db)")
+    p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL (default: the config's, else {DEFAULT_URL})")
     p.add_argument("--study-name", metavar="NAME", help="study name (default: the config's)")
     p.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine")

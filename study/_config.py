@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Mapping, get_type_hints
 
 import yaml
 
@@ -118,9 +118,7 @@ def _settings(data: Any) -> StudySettings:
         raise ConfigError("study", data, "expected a mapping of fields")
     names = [f.name for f in dataclasses.fields(StudySettings)]
     values: dict[str, Any] = {}
-    hints = {"name": str, "storage": str, "sampler": str, "seed": int, "n_trials": int | None, "workers": int,
-             "per_combination": bool, "devices": tuple[str, ...] | None, "artifacts": str | None,
-             "heartbeat_interval": int, "grace_period": int}
+    hints = get_type_hints(StudySettings)
     for key, value in data.items():
         if key not in names:
             raise ConfigError(f"study.{key}", value, f"unknown field; allowed: {', '.join(names)}")

@@ -31,7 +31,7 @@ from storage import EpochLog, artifact_store, open_storage
 from ._config import StudyConfig
 from ._pruners import make_pruner
 from ._samplers import make_sampler
-from ._space import SearchSpace
+from ._space import COMBINATION, SearchSpace
 
 POLL_SECONDS = 2.0
 #: the direction and metric every study optimizes
@@ -43,7 +43,6 @@ class Progress:
     """Where one study stands."""
 
     done: int
-    target: int
     running: int
     waiting: int
     best: float | None
@@ -55,14 +54,13 @@ def _is_done(t: optuna.trial.FrozenTrial) -> bool:
     )
 
 
-def progress(study: optuna.Study, target: int) -> Progress:
+def progress(study: optuna.Study) -> Progress:
     """Trials done (complete, pruned, or failed for good), running and waiting, and the best value."""
     trials = study.get_trials(deepcopy=False)
     done = sum(_is_done(t) for t in trials)
     values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     return Progress(
         done=done,
-        target=target,
         running=sum(t.state == TrialState.RUNNING for t in trials),
         waiting=sum(t.state == TrialState.WAITING for t in trials),
         best=max(values) if values else None,
@@ -143,7 +141,7 @@ class _Reporter:
 
     def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         cfg = trial.user_attrs.get("config", {})
-        combo = "/".join(str(cfg.get(s, {}).get(f, "?")) for s, f in (("model", "neuron"), ("model", "surrogate"), ("training", "backprop")))
+        combo = "/".join(str(cfg.get(s, {}).get(f, "?")) for s, f in (path.split(".") for path in COMBINATION))
         if trial.state == TrialState.COMPLETE:
             what = f"val {trial.value:.2%} test {trial.user_attrs.get('test_acc', float('nan')):.2%}"
         elif trial.state == TrialState.PRUNED:
@@ -168,7 +166,7 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study)
-                p = progress(study, target)
+                p = progress(study)
                 if p.done >= target:
                     break
                 if p.waiting == 0 and p.running == 0 and cfg.study.sampler == "grid":
@@ -271,8 +269,9 @@ def _run_processes(cfg: StudyConfig, storage, bar: "_Bar", debug: bool = False) 
 
 
 def _interrupted(cfg: StudyConfig, storage) -> int:
-    done = sum(progress(optuna.load_study(study_name=n, storage=storage), cfg.target(s)).done for n, s in cfg.studies())
-    total = sum(cfg.target(s) for _, s in cfg.studies())
+    studies = cfg.studies()
+    done = sum(progress(optuna.load_study(study_name=n, storage=storage)).done for n, _ in studies)
+    total = sum(cfg.target(s) for _, s in studies)
     print(f"\nsnn-study run: interrupted with {done} of {total} trials done; "
           f"run the same command again to resume", file=sys.stderr)
     return 130
@@ -282,8 +281,10 @@ class _Bar:
     """The study's progress: trials done of total and the best so far (a tqdm bar on a terminal, lines otherwise)."""
 
     def __init__(self, cfg: StudyConfig, storage, quiet: bool):
-        self.cfg, self.storage, self.quiet = cfg, storage, quiet
-        self.total = sum(cfg.target(s) for _, s in cfg.studies())
+        self.storage, self.quiet = storage, quiet
+        studies = cfg.studies()  # built once: it validates a config per combination
+        self.names = [name for name, _ in studies]
+        self.total = sum(cfg.target(s) for _, s in studies)
         self.last = None
         self.tqdm = None
         if sys.stderr.isatty() and not quiet:
@@ -293,8 +294,7 @@ class _Bar:
 
     def update(self) -> None:
         try:
-            ps = [progress(optuna.load_study(study_name=n, storage=self.storage), self.cfg.target(s))
-                  for n, s in self.cfg.studies()]
+            ps = [progress(optuna.load_study(study_name=n, storage=self.storage)) for n in self.names]
         except _STORAGE_ERRORS:
             return  # the database is briefly unreachable: the workers say so; the bar waits
         done = sum(p.done for p in ps)
