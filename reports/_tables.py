@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 from optuna.trial import TrialState
 
+from objectives import layer_names
+
 from ._load import COMBINATION, StudyData, combination_of
 
 #: trials.csv columns before the parameters (``params_<name>``) and after them (spike rates in between)
@@ -27,11 +29,6 @@ EPOCH_HEAD = ("study", "number", *COMBINATION, "state", "epoch", "train_loss", "
 EPOCH_TAIL = ("seconds", "train_samples_per_s")
 SUMMARY_COLUMNS = (*COMBINATION, "trials", "finished", "pruned", "failed", "running", "waiting",
                    "best_val_acc", "mean_val_acc", "std_val_acc", "best_test_acc", "best_study", "best_trial")
-
-
-def layer_names(n: int) -> list[str]:
-    """Names of ``n`` spiking layers: ``conv1`` ... ``conv{n-1}``, then ``output``."""
-    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
 
 
 def _rate_columns(counts: Iterable[int]) -> list[str]:

@@ -14,10 +14,11 @@ from typing import Any
 
 import optuna
 
+from objectives import layer_names
 from storage import artifact_dir
 
 from ._load import StudyData
-from ._tables import best_trial, layer_names
+from ._tables import best_trial
 
 #: test images traced, and at most this many neurons of one layer drawn in a raster
 N_IMAGES = 3

@@ -94,12 +94,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
-def _layer_names(n: int) -> list[str]:
-    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from objectives import TrialConfig, TrainingDiverged, apply_overrides, load, resolve_device, train
+    from objectives import TrialConfig, TrainingDiverged, apply_overrides, layer_names, load, resolve_device, train
 
     raw = read_yaml(args.config) if args.config else {}
     cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()
@@ -131,7 +127,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "stopped_early": result.stopped_early,
         "seconds": round(result.seconds, 3),
         "train_samples_per_s": round(result.train_samples_per_s, 1),
-        "spike_rates": dict(zip(_layer_names(len(result.spike_rates)), result.spike_rates)),
+        "spike_rates": dict(zip(layer_names(len(result.spike_rates)), result.spike_rates)),
         "n_params": result.n_params,
         "device": str(device),
         "config": cfg.to_dict(),
