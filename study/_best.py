@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import optuna
 import yaml
@@ -54,13 +55,12 @@ def export(
     name: str,
     out: Path,
     by: Iterable[str] = ("neuron", "surrogate", "backprop"),
-    check_writable: Callable[[Path], None] | None = None,
 ) -> list[Path]:
     """Write ``<group>.yaml`` for the best complete trial of each group, and ``best.yaml`` overall.
 
     Each file is the trial's resolved run config (seed included), with a comment
-    header naming the study, the trial and its accuracies. ``check_writable(out)``
-    creates the folder (or raises) once the study is known to have something to write.
+    header naming the study, the trial and its accuracies. The folder is created (or a
+    ``ConfigError`` for ``--out`` raised) once the study is known to have something to write.
     """
     by = list(by)
     trials = completed_trials(storage, name)
@@ -73,15 +73,22 @@ def export(
         if key not in best or t.value > best[key][1].value:
             best[key] = (study_name, t)
     overall = max(best.values(), key=lambda st: st[1].value)
-    if check_writable is not None:
-        check_writable(out)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
+    _create_out(out)
     written = []
     for key, (study_name, t) in sorted(best.items()):
         written.append(_write(out / ("-".join(map(str, key)) + ".yaml"), study_name, t))
     written.append(_write(out / "best.yaml", *overall))
     return written
+
+
+def _create_out(out: Path) -> None:
+    """Create ``out`` (a folder for results) or fail with one line."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("--out", str(out), f"cannot create it ({exc.strerror}); choose a writable folder") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
 def _write(path: Path, study_name: str, trial: optuna.trial.FrozenTrial) -> Path:

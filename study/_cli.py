@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import signal
 import sys
 import traceback
@@ -293,22 +292,10 @@ def _cmd_best(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "is a file; give a folder")
-    written = export(storage, args.study, out, by, check_writable=_check_out)
+    written = export(storage, args.study, out, by)
     for path in written:
         print(path)
     return EXIT_OK
-
-
-def _check_out(out: Path) -> None:
-    """Create ``out`` (a folder for results) or fail with one line."""
-    from objectives import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError("--out", str(out), f"cannot create it ({exc.strerror}); choose a writable folder") from None
-    if not os.access(out, os.W_OK):
-        raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
