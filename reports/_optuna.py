@@ -38,7 +38,8 @@ def merged_study(data: StudyData) -> optuna.Study:
         merged = optuna.create_study(direction="maximize", study_name=data.name)
     finally:
         optuna.logging.set_verbosity(verbosity)
-    combination = {k: CategoricalDistribution(choices[k]) for k in COMBINATION}
+    # (no finished trial yet: no choices, and nothing to add)
+    combination = {k: CategoricalDistribution(choices[k]) for k in COMBINATION} if finished else {}
     far_future = 1e18
     for study_name, t in sorted(finished, key=lambda st: (st[1].datetime_start.timestamp() if st[1].datetime_start
                                                            else far_future, st[0], st[1].number)):

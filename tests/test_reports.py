@@ -290,6 +290,14 @@ def test_importances_need_enough_complete_trials_and_include_the_combination(gri
         assert records == [] and "need at least 5" in why
 
 
+def test_a_study_with_no_finished_trial_yet_merges_to_an_empty_study(db):
+    # a report taken while the first trials still run: nothing to merge, and no error
+    data = reports.load_study_data(db, GRID)
+    running = [(s, t) for s, t in data.trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)]
+    data.trials[:] = running
+    assert reports.merged_study(data).trials == []
+
+
 # ---- per-combination studies, running studies, missing pieces -----------------------------------
 
 
