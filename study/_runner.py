@@ -11,6 +11,7 @@ so parallel workers can neither repeat nor skip one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -173,8 +174,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                     queue_missing(study, space)  # combinations whose trial was interrupted
                     continue
                 if p.waiting or (cfg.study.sampler != "grid" and p.done + p.running < target):
-                    run_one(study, objective, grid=cfg.study.sampler == "grid", reporter=reporter)
-                    if on_trial is not None:
+                    ran = run_one(study, storage, objective, grid=cfg.study.sampler == "grid", reporter=reporter)
+                    if ran and on_trial is not None:
                         on_trial()
                 else:
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere (or its worker died)
@@ -182,27 +183,82 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
         epoch_log.close()
 
 
-class GridQueueEmpty(RuntimeError):
-    """Another worker took the last queued combination between our count and our ask."""
+def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Objective, grid: bool,
+            reporter: _Reporter) -> bool:
+    """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
+
+    Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
+    queued trial can find another worker took it first, and ``optimize`` would then
+    create a trial with no combination. Here a queued trial is claimed the way Optuna
+    pops its queue (WAITING to RUNNING, compare-and-set in the database) and a grid
+    worker that finds the queue empty just counts again. As in ``optimize``, the trial
+    keeps a heartbeat while it runs, is failed on any exception or Ctrl-C (so it is
+    never left RUNNING while the database is there) and Ctrl-C is raised again.
+    """
+    trial = _claim_queued(study, storage)
+    if trial is None:
+        if grid:
+            return False
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
+            trial = study.ask()
+    state, value = TrialState.COMPLETE, None
+    with _heartbeat(storage, trial._trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except TrainingDiverged:
+            state = TrialState.FAIL  # the objective has set the reason; the study goes on
+        except BaseException:
+            try:
+                study.tell(trial, state=TrialState.FAIL)
+            except _STORAGE_ERRORS:
+                pass  # the database is away: the trial goes stale and another worker re-queues it
+            raise
+    reporter.trial(study, study.tell(trial, value, state=state))
+    return True
 
 
-def run_one(study: optuna.Study, objective: Objective, grid: bool, reporter: _Reporter) -> None:
-    """Run one trial (a queued one first) through ``study.optimize``, which keeps its heartbeat,
-    fails it on an exception or Ctrl-C (so it is never left RUNNING) and re-raises Ctrl-C."""
+def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+    for queued in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            claimed = storage.set_trial_state_values(queued._trial_id, state=TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished by another worker since we read it
+        if claimed:
+            return optuna.Trial(study, queued._trial_id)  # what study.ask() makes of a trial it popped
+    return None
 
-    def guarded(trial: optuna.Trial) -> float:
-        if grid and "fixed_params" not in trial.storage.get_trial_system_attrs(trial._trial_id):
-            trial.set_user_attr("failure", "grid queue was empty; nothing to run")
-            raise GridQueueEmpty
-        return objective(trial)
 
-    study.optimize(
-        guarded,
-        n_trials=1,
-        catch=(TrainingDiverged, GridQueueEmpty),
-        callbacks=[lambda s, t: reporter.trial(s, t)],
-        gc_after_trial=False,  # the objective collects after each trial already
-    )
+@contextlib.contextmanager
+def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
+    """Record the trial's heartbeat every ``heartbeat_interval`` seconds while it runs (if the storage has one).
+
+    Unlike Optuna's heartbeat thread, a missed beat (the database briefly away) does not end it.
+    """
+    interval = storage.get_heartbeat_interval()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial_id)
+            except _STORAGE_ERRORS:
+                pass  # a restarting server: beat again next time, or the trial would go stale while it runs
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
@@ -346,10 +402,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _one_line_thread_errors(index: int):
-    """Optuna's heartbeat thread raises when the database is away; say so in one line."""
+    """An uncaught error in one of the worker's threads (such as the heartbeat) in one line, not a traceback."""
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        print(f"[worker {index}] heartbeat: {_first_line(args.exc_value)}", file=sys.stderr, flush=True)
+        print(f"[worker {index}] {args.thread.name if args.thread else 'a thread'}: {_first_line(args.exc_value)}",
+              file=sys.stderr, flush=True)
 
     return hook
 

@@ -1,0 +1,108 @@
+"""One worker's trial loop, in process: how it takes a queued trial, and its heartbeat.
+
+The races these pin need two workers to interleave at one exact point, which real
+processes do only now and then (the multi-worker tests in ``test_study_run.py`` and
+``test_postgres_faults.py`` run them for real); here the other worker is played by the test.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy.exc
+import yaml
+from optuna.trial import TrialState
+
+from objectives import Objective
+from storage import open_storage
+from study._config import StudyConfig
+from study._runner import _heartbeat, _load, _Reporter, prepare, run_one
+from test_study_run import study_yaml
+
+
+def _setup(tmp_path, **study):
+    cfg = StudyConfig.from_dict(yaml.safe_load(study_yaml(tmp_path, **study).read_text()))
+    storage = open_storage(cfg.study.storage, heartbeat_interval=1)
+    prepare(cfg, storage)
+    (name, space), = cfg.studies()
+    return cfg, storage, _load(cfg, name, space, storage), space
+
+
+def _objective(space, name):
+    return Objective(space.suggest, name)
+
+
+def test_a_grid_worker_that_finds_the_queue_taken_runs_nothing_and_adds_no_trial(tmp_path):
+    _, storage, study, space = _setup(tmp_path)
+    # another worker claims every queued combination between this worker's count and its start
+    for t in study.get_trials(states=(TrialState.WAITING,)):
+        assert storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING)
+
+    def must_not_run(trial):
+        raise AssertionError("a trial was started with no combination to run")
+
+    assert run_one(study, storage, must_not_run, grid=True, reporter=_Reporter(0, quiet=True)) is False
+    trials = study.get_trials()
+    assert len(trials) == 8 and {t.state for t in trials} == {TrialState.RUNNING}
+
+
+def test_a_grid_worker_runs_the_combination_it_claimed_and_tells_its_result(tmp_path):
+    _, storage, study, space = _setup(tmp_path)
+    queued = study.get_trials(states=(TrialState.WAITING,))
+    assert run_one(study, storage, _objective(space, study.study_name), grid=True, reporter=_Reporter(0, quiet=True))
+    ran = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert [t.number for t in ran] == [queued[0].number]
+    assert ran[0].params.items() >= queued[0].system_attrs["fixed_params"].items()
+    assert len(study.get_trials()) == 8
+
+
+def test_a_random_search_worker_with_an_empty_queue_starts_a_new_trial(tmp_path):
+    _, storage, study, space = _setup(tmp_path, sampler="random", n_trials=2)
+    assert not study.get_trials()
+    assert run_one(study, storage, _objective(space, study.study_name), grid=False, reporter=_Reporter(0, quiet=True))
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_a_trial_whose_objective_raises_is_failed_not_left_running_and_the_error_goes_on(tmp_path, error):
+    _, storage, study, _ = _setup(tmp_path)
+
+    def broken(trial):
+        raise error("stop")
+
+    with pytest.raises(error):
+        run_one(study, storage, broken, grid=True, reporter=_Reporter(0, quiet=True))
+    assert [t.state for t in study.get_trials() if t.state != TrialState.WAITING] == [TrialState.FAIL]
+
+
+class _FlakyStorage:
+    """A storage whose first heartbeats fail as a restarting server's would."""
+
+    def __init__(self, failures: int):
+        self.failures, self.beats = failures, 0
+        self.enough = threading.Event()
+
+    def get_heartbeat_interval(self) -> float:
+        return 0.01
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+        self.beats += 1
+        if self.beats >= 3:
+            self.enough.set()
+
+
+def test_the_heartbeat_outlives_a_database_that_is_briefly_away():
+    flaky = _FlakyStorage(failures=3)
+    with _heartbeat(flaky, trial_id=1):
+        assert flaky.enough.wait(timeout=10), "the heartbeat stopped at the first failed beat"
+
+
+def test_a_storage_without_heartbeats_gets_no_heartbeat_thread(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_interval=None)
+    before = threading.active_count()
+    with _heartbeat(storage, trial_id=1):
+        assert threading.active_count() == before
