@@ -314,7 +314,7 @@ def time_pairs(neuron, backprop, device, data, repeats: int, n_batches: int) -> 
     try:
         # warm-up: allocator, oneDNN primitives, CUDA kernels; the fast step's CUDA graph is recorded here
         warm = [data[i % len(data)] for i in range(TrainStep.WARMUP + 1)]
-        for name, run in runs.items():
+        for run in runs.values():
             run(warm)
         sync(device)
         for r in range(repeats):

@@ -9,10 +9,11 @@ that names the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-from collections import abc
 import os
+from collections import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from ._neurons import NEURONS, RESET_MECHANISMS
 from ._surrogates import SURROGATES
@@ -115,7 +116,7 @@ class TrialConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "TrialConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrialConfig:
         """Build and validate a config from nested dicts (a parsed YAML file); missing fields take defaults."""
         data = {} if data is None else data
         if not isinstance(data, Mapping):
@@ -132,7 +133,7 @@ class TrialConfig:
         """Plain nested dicts (lists, not tuples), ready for YAML or JSON."""
         return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
 
-    def resolved(self) -> "TrialConfig":
+    def resolved(self) -> TrialConfig:
         """The same run with every default spelled out: data folder, surrogate parameters, reset mechanism."""
         from ._neurons import NEURONS
 
@@ -147,7 +148,7 @@ class TrialConfig:
             ),
         )
 
-    def replace(self, **overrides: Any) -> "TrialConfig":
+    def replace(self, **overrides: Any) -> TrialConfig:
         """A validated copy with ``{"section.field": value}`` overrides."""
         return self.from_dict(apply_overrides(self.to_dict(), overrides))
 

@@ -6,9 +6,9 @@ also what rate encoding needs: a pixel's value is its spike probability.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -3,8 +3,8 @@ prediction rule that goes with each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import snntorch.functional as SF
 import torch

@@ -4,7 +4,7 @@ device, so the recorded step reads the current count at every replay)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

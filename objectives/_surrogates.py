@@ -27,8 +27,8 @@ the entry here is the corrected one (``snntorch_bug`` says what differs) and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import torch
 

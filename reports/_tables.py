@@ -11,8 +11,9 @@ import csv
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from optuna.trial import TrialState
 

@@ -13,8 +13,9 @@ import json
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -94,7 +95,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from objectives import TrialConfig, TrainingDiverged, apply_overrides, layer_names, load, resolve_device, train
+    from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
 
     raw = read_yaml(args.config) if args.config else {}
     cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()

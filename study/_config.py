@@ -7,9 +7,10 @@ Validated once, before anything is written: :meth:`StudyConfig.from_dict` raises
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
@@ -57,7 +58,7 @@ class StudyConfig:
     raw: Mapping[str, Any]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "StudyConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> StudyConfig:
         """Build and check a study config from parsed YAML."""
         data = dict(data or {})
         allowed = ("study", *SECTIONS, "search")

@@ -7,8 +7,9 @@ it with other trials at the same epoch and stops the trial when it is behind.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
@@ -36,7 +37,7 @@ class PrunerConfig:
     patience: int | None = None
 
     @classmethod
-    def from_value(cls, value: Any) -> "PrunerConfig":
+    def from_value(cls, value: Any) -> PrunerConfig:
         """From ``"median"`` or ``{name: median, n_warmup_steps: 2, ...}``."""
         if isinstance(value, str):
             value = {"name": value}

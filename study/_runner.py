@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
@@ -286,7 +287,7 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     return _run_processes(cfg, storage, bar, debug)
 
 
-def _run_processes(cfg: StudyConfig, storage, bar: "_Bar", debug: bool = False) -> int:
+def _run_processes(cfg: StudyConfig, storage, bar: _Bar, debug: bool = False) -> int:
     spec = json.dumps(cfg.to_dict())
     procs = []
     for i in range(cfg.study.workers):

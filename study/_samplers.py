@@ -8,7 +8,7 @@ combination are drawn by a seeded random sampler.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 

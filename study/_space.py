@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 
@@ -163,7 +164,7 @@ class SearchSpace:
         """Every neuron x surrogate x backprop combination searched, as ``{path: value}``."""
         return [dict(zip(COMBINATION, combo)) for combo in itertools.product(*(self._choices(p) for p in COMBINATION))]
 
-    def restricted(self, combination: Mapping[str, Any]) -> "SearchSpace":
+    def restricted(self, combination: Mapping[str, Any]) -> SearchSpace:
         """The same space with ``combination``'s categorical fields fixed (one study per combination)."""
         space = object.__new__(SearchSpace)
         space.categorical = [c for c in self.categorical if c.path not in combination]

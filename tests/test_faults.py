@@ -7,9 +7,8 @@ import subprocess
 import time
 
 import yaml
-from optuna.trial import TrialState
-
 from conftest import REPO, SNN_STUDY
+from optuna.trial import TrialState
 from test_study_run import combos, load, run, study_yaml
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import mnist_root
 
 from objectives import TrialConfig, train

@@ -19,11 +19,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from optuna.trial import TrialState
-
 from conftest import REPO, SNN_STUDY
-from storage import open_storage
+from optuna.trial import TrialState
 from test_study_run import combos, study_yaml
+
+from storage import open_storage
 
 #: how long the server stays down: past a retry or two, short of the workers' whole retry budget
 DOWN_SECONDS = 3

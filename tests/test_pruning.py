@@ -5,8 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from objectives import Objective, TrialConfig, TrainingDiverged
-
+from objectives import Objective, TrainingDiverged, TrialConfig
 from study._pruners import PRUNERS, PrunerConfig, make_pruner
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import REPO, SNN_STUDY
 from optuna.trial import TrialState
 
 import reports
-from conftest import REPO, SNN_STUDY
 from objectives import ConfigError
 from storage import EpochLog
 
@@ -501,7 +501,7 @@ def test_plotter_from_per_neuron_csv_folders(tmp_path, report):
     assert sorted(p.name for p in (tmp_path / "plots" / "figures").iterdir()) == ["best_by_factor.html", "heatmap.html"]
     assert (tmp_path / "plots" / "plotly.min.js").exists() and rows(tmp_path / "plots" / "summary.csv") == summary
     bars = {(b["factor"], b["level"]): b["best_val_acc"] for b in reports.best_by_factor(summary)}
-    best_leaky = max((r["best_val_acc"] for r in summary if r["neuron"] == "leaky" and r["best_val_acc"] is not None))
+    best_leaky = max(r["best_val_acc"] for r in summary if r["neuron"] == "leaky" and r["best_val_acc"] is not None)
     assert bars[("neuron", "leaky")] == best_leaky and result.notes == []
 
 

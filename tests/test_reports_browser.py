@@ -24,10 +24,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-import reports
 from conftest import REPO, SNN_STUDY
 from test_reports import FIGURES, GRID, built_study, copy_study
+
+import reports
 
 PROBE_HEAD = """<script>
 window.__probe = {errors: []};

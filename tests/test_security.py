@@ -17,7 +17,6 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-
 from conftest import REPO, SNN_STUDY, env, free_port
 
 PACKAGES = ("study", "objectives", "storage", "reports", "benchmarks")

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import REPO
 from optuna.trial import TrialState
 
 import storage
 from objectives import ConfigError, EpochMetrics
 from storage import _engines
-
-from conftest import REPO
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

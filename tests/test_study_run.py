@@ -14,9 +14,9 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import REPO, SNN_STUDY
 from optuna.trial import TrialState
 
-from conftest import REPO, SNN_STUDY
 from storage import open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -11,7 +11,7 @@ import pytest
 import snntorch.surrogate as sg
 import torch
 
-from objectives import SURROGATES, TrialConfig, build_model, load, train_batch, OPTIMIZERS
+from objectives import OPTIMIZERS, SURROGATES, TrialConfig, build_model, load, train_batch
 
 POINTS = torch.linspace(-10, 10, 4001, dtype=torch.float64)
 H = 1e-6

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from objectives import LOSSES, OPTIMIZERS, ENCODINGS, TrainingDiverged, TrialConfig, load, train
+from objectives import ENCODINGS, LOSSES, OPTIMIZERS, TrainingDiverged, TrialConfig, load, train
 
 
 def test_it_learns_and_reports_every_epoch(tiny):

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy.exc
 import yaml
 from optuna.trial import TrialState
+from test_study_run import study_yaml
 
 from objectives import Objective
 from storage import open_storage
 from study._config import StudyConfig
 from study._runner import _heartbeat, _load, _Reporter, prepare, run_one
-from test_study_run import study_yaml
 
 
 def _setup(tmp_path, **study):
