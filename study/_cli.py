@@ -319,19 +319,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _artifacts_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", metavar="DIR", help="folder of the weights artifacts (default: the study's)")
+
+
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     _storage_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    _artifacts_arg(p)
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     import socket
 
+    import optuna
     import optuna_dashboard
 
     from objectives import ConfigError
-    from storage import artifact_dir, artifact_store, open_storage
+    from storage import open_storage
 
     storage = open_storage(args.storage, create=False, heartbeat_interval=None)
     if not 1 <= args.port <= 65535:
@@ -344,10 +350,32 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
             flag, value = ("--port", args.port) if in_use else ("--host", args.host)
             raise ConfigError(flag, value, f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
                               f"choose another with {flag}") from None
-    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifact_dir(args.storage)}); Ctrl-C stops it",
+    artifacts = _dashboard_artifacts(args, storage)
+    missing = "" if artifacts.is_dir() else ", missing: no weights to download"
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifacts}{missing}); Ctrl-C stops it",
           file=sys.stderr, flush=True)
-    optuna_dashboard.run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(args.storage))
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port,
+                                artifact_store=optuna.artifacts.FileSystemArtifactStore(artifacts))
     return EXIT_OK
+
+
+def _dashboard_artifacts(args: argparse.Namespace, storage) -> Path:
+    """``--artifacts``, else the folder the storage's studies saved their weights in (``study.artifacts``), else
+    the storage's default; the dashboard only reads, so nothing is created."""
+    from objectives import ConfigError
+    from storage import artifact_dir
+
+    if args.artifacts is not None:
+        if not Path(args.artifacts).is_dir():
+            raise ConfigError("--artifacts", args.artifacts, "no such folder; give the folder the weights were saved in")
+        return Path(args.artifacts)
+    named = {((s.user_attrs.get("study_config") or {}).get("study") or {}).get("artifacts")
+             for s in storage.get_all_studies()}
+    named.discard(None)
+    if len(named) > 1:
+        print(f"snn-study dashboard: the studies save weights in {len(named)} folders ({', '.join(sorted(named))}); "
+              "showing the default's, pass --artifacts DIR for another", file=sys.stderr)
+    return artifact_dir(args.storage, named.pop() if len(named) == 1 else None)
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -360,7 +388,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", default="flat", choices=["flat", "per-neuron"],
                    help="per-neuron also writes the seed's <neuron>/BP_results/<surrogate>.csv and "
                         "<neuron>/SG_results/<backprop>.csv")
-    p.add_argument("--artifacts", metavar="DIR", help="folder of the weights artifacts (default: the study's)")
+    _artifacts_arg(p)
     p.add_argument("--no-dashboard", action="store_true",
                    help="do not save the note and key figures into the study for optuna-dashboard "
                         "(then the database is only read)")

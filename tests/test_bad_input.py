@@ -251,6 +251,8 @@ CASES: list[Case] = [
       "cannot listen on 127.0.0.1:"),
     C("dashboard-port-out-of-range", lambda c: ["dashboard", "--storage", c.url, "--port", "70000"],
       ("--port", "70000")),
+    C("dashboard-artifacts-missing", lambda c: ["dashboard", "--storage", c.url, "--artifacts", f"{c.root}/nowhere"],
+      "--artifacts: got '{root}/nowhere'; no such folder"),
     # ---- report -------------------------------------------------------------------------------
     C("report-no-such-study", lambda c: report(c, study="nope"),
       "--study: got 'nope'; no such study in the storage"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -183,3 +185,39 @@ def test_two_workers_share_a_grid_study_on_postgresql(tmp_path, postgres_url):
     assert len(counted) == 8 and set(counted.values()) == {1}
     listed = run("list", "--storage", postgres_url)
     assert listed.returncode == 0 and "grid8" in listed.stdout
+
+
+def test_the_dashboard_serves_a_trials_weights_from_the_folder_the_study_saved_them_in(tmp_path):
+    weights = tmp_path / "weights"
+    config = study_yaml(tmp_path, artifacts=str(weights))
+    data = yaml.safe_load(config.read_text())
+    data["search"].update(neuron=["leaky"], surrogate=["atan"], backprop=["bptt"])
+    config.write_text(yaml.safe_dump(data))
+    assert run("run", "--config", str(config), "--quiet").returncode == 0
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    trial = load(tmp_path / "study.db").trials[0]
+    artifact = trial.user_attrs["weights_artifact"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dashboard = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port)], cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
+                    study_id = json.loads(response.read())["study_summaries"][0]["study_id"]
+                break
+            except OSError:
+                assert dashboard.poll() is None and time.time() < deadline, "the dashboard did not start"
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/artifacts/{study_id}/{trial._trial_id}/{artifact}", timeout=10) as response:
+            served = response.read()
+    finally:
+        dashboard.terminate()
+        _, err = dashboard.communicate(timeout=30)
+    assert served == (weights / artifact).read_bytes()
+    assert f"(artifacts: {weights})" in err
+    assert not (tmp_path / "artifacts").exists()  # the dashboard reads; it made no folder of its own
