@@ -117,11 +117,11 @@ class ConvSNN(nn.Module):
         return Output(spk, mem, new_state, rates, trace if record else None)
 
     def _per_step(self, conv, h):
-        """``conv`` then pooling on ``[T, B, ...]``. On a GPU, time folds into the batch (one
+        """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one
         launch); on a CPU, large folded batches run slower than step by step (cache), so
-        there it goes in chunks of one step."""
+        there it goes in chunks of one step (the rule of ``_neurons.whole_window``)."""
         steps, batch = h.shape[:2]
-        if h.is_cuda:
+        if h.device.type != "cpu":
             return F.max_pool2d(conv(h.flatten(0, 1)), 2).unflatten(0, (steps, batch))
         # unbind, not h[t]: the backward of each h[t] would zero-fill a whole [T, ...] tensor.
         # The neurons keep each step's layout, so spikes reach the next convolution channels-last.
@@ -159,7 +159,7 @@ def _pool(x: torch.Tensor) -> torch.Tensor:
     about 20x slower there, and a channels-last convolution output makes the next
     convolution channels-last too (about 2x faster forward on this network). The
     values are the same in either layout."""
-    if not x.is_cuda:
+    if x.device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
     return F.max_pool2d(x, 2)
 
