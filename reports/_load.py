@@ -13,8 +13,8 @@ from typing import Any
 import optuna
 from sqlalchemy.engine import make_url
 
-from storage import EpochLog, open_storage
-from study._best import GROUP_FIELDS, study_names
+from storage import EpochLog, open_storage, study_names
+from study import GROUP_FIELDS
 
 #: the three factors every study compares, and where a trial's resolved config keeps each
 COMBINATION = ("neuron", "surrogate", "backprop")

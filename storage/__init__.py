@@ -7,7 +7,7 @@ workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
 from ._artifacts import artifact_dir, artifact_store
 from ._engines import DEFAULT_URL
 from ._epochs import EpochLog
-from ._studies import list_studies, open_storage
+from ._studies import list_studies, open_storage, study_names
 
 __all__ = [
     "DEFAULT_URL",
@@ -16,4 +16,5 @@ __all__ = [
     "artifact_store",
     "list_studies",
     "open_storage",
+    "study_names",
 ]

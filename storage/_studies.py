@@ -79,6 +79,15 @@ def open_storage(
             return _engines.with_retries(make)
 
 
+def study_names(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
+    """``name`` itself, or every per-combination study ``name/...``, sorted; a ``--study`` usage error when there is none."""
+    names = [s.study_name for s in storage.get_all_studies()]
+    found = [n for n in names if n == name or n.startswith(name + "/")]
+    if not found:
+        raise ConfigError("--study", name, f"no such study in the storage; studies there: {', '.join(sorted(names)) or 'none'}")
+    return sorted(found)
+
+
 def list_studies(url: str) -> list[dict[str, Any]]:
     """Summarise every study in the storage at ``url``, oldest first, without writing to it.
 

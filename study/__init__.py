@@ -1,5 +1,6 @@
 """The study runner: command line, study config, search spaces, samplers, pruners, workers, best-config export."""
 
+from ._best import GROUP_FIELDS
 from ._cli import main
 
-__all__ = ["main"]
+__all__ = ["GROUP_FIELDS", "main"]

@@ -11,6 +11,7 @@ import yaml
 from optuna.trial import TrialState
 
 from objectives import ConfigError, TrialConfig
+from storage import study_names
 
 #: ``--by`` names -> where the value sits in a trial's resolved config
 GROUP_FIELDS = {
@@ -21,15 +22,6 @@ GROUP_FIELDS = {
     "loss": ("training", "loss"),
     "optimizer": ("training", "optimizer"),
 }
-
-
-def study_names(storage, name: str) -> list[str]:
-    """``name`` itself, or every per-combination study ``name/...``; a usage error when there is none."""
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    found = [n for n in names if n == name or n.startswith(name + "/")]
-    if not found:
-        raise ConfigError("--study", name, f"no such study in the storage; studies there: {', '.join(sorted(names)) or 'none'}")
-    return sorted(found)
 
 
 def completed_trials(storage, name: str) -> list[tuple[str, optuna.trial.FrozenTrial]]:
