@@ -26,7 +26,8 @@ class PrunerConfig:
     n_warmup_steps: int = 2
     #: trials that run unpruned before pruning starts (median, percentile)
     n_startup_trials: int = 5
-    #: keep trials above this percentile (percentile)
+    #: keep a trial only while its best is in the top ``percentile`` % of the finished trials' values
+    #: at the same epoch (percentile): 25 prunes all but the top quarter, 50 is the median pruner
     percentile: float = 25.0
     #: epochs before the first rung (successive_halving, hyperband)
     min_resource: int = 1

@@ -90,3 +90,18 @@ def test_patience_prunes_a_trial_behind_that_got_worse_but_never_one_that_stays_
     assert _run(patient(), [0.3, 0.2, 0.2, 0.2, 0.2, 0.2]) == 3  # epochs 2-3 both below epoch 1's 0.3
     assert _run(patient(), [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]) is None  # at chance the whole time, never below itself
     assert _run(patient(), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) is None  # behind, but improving every epoch
+
+
+def test_percentile_keeps_the_top_percent_of_the_finished_trials_at_each_epoch():
+    def finished_four(percentile):
+        study = optuna.create_study(direction="maximize", pruner=make_pruner(PrunerConfig.from_value(
+            {"name": "percentile", "percentile": percentile, "n_startup_trials": 4, "n_warmup_steps": 0}), 2))
+        for first in (0.1, 0.2, 0.3, 0.4):  # at epoch 1: 25th 0.175, median 0.25, 75th percentile 0.325
+            _run(study, [first, 0.9])
+        return study
+
+    assert _run(finished_four(25.0), [0.3, 0.9]) == 1  # not in the top quarter
+    assert _run(finished_four(25.0), [0.35, 0.9]) is None
+    assert _run(finished_four(50.0), [0.3, 0.9]) is None  # above the median: 50 is the median pruner
+    assert _run(finished_four(50.0), [0.2, 0.9]) == 1
+    assert _run(finished_four(75.0), [0.2, 0.9]) is None
