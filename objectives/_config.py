@@ -298,6 +298,12 @@ def _check(cfg: TrialConfig) -> None:
     if not t.lr > 0:
         raise ConfigError("training.lr", t.lr, "must be > 0")
     _choices("training.loss", t.loss, LOSSES)
+    window, needed = BACKPROPS[t.backprop](cfg), LOSSES[t.loss].min_window
+    if window < needed:
+        raise ConfigError(
+            "training.loss", t.loss, f"needs windows of >= {needed} time steps, and training.backprop {t.backprop} "
+            f"gives {window}; use bptt, tbptt with tbptt_window >= {needed}, or another loss"
+        )
     _at_least("training.early_stopping_patience", t.early_stopping_patience, 1)
     if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
         raise ConfigError("training.device", t.device, "allowed: auto, cpu, cuda, cuda:N")

@@ -21,6 +21,8 @@ class Loss:
     predict: Callable[[torch.Tensor], torch.Tensor]
     #: whether a CUDA graph can record it (no operation that waits for the GPU's answer)
     graphable: bool = True
+    #: the fewest time steps a window (one loss, one optimizer step) must have for it to mean anything
+    min_window: int = 1
 
 
 def _most_spikes(spk: torch.Tensor) -> torch.Tensor:
@@ -42,9 +44,12 @@ LOSSES: dict[str, Loss] = {
     # spike counts regressed to 80 % of the steps for the right class, 20 % for the others
     # (snntorch's tutorial values; its default 100 %/0 % leaves no margin)
     # (its targets are built with boolean-mask assignment, which asks the GPU how many
-    # elements match: no CUDA graph)
+    # elements match: no CUDA graph). The targets are whole spike counts of the window,
+    # int(0.8 * steps) and int(0.2 * steps): in a one-step window (rtrl) both are 0 and the
+    # loss only teaches silence, so it needs windows of two steps or more.
     "mse_count": Loss(
-        "mse_count", lambda: SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), "spikes", _most_spikes, graphable=False
+        "mse_count", lambda: SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.2), "spikes", _most_spikes,
+        graphable=False, min_window=2,
     ),
     # cross-entropy of each output neuron's highest membrane potential
     "ce_max_membrane": Loss("ce_max_membrane", SF.ce_max_membrane_loss, "mem", _highest_membrane),

@@ -61,6 +61,8 @@ BAD = [
     ({"training": {"optimizer": "lbfgs"}}, "training.optimizer", "allowed: adamax, adam, adamw, sgd"),
     ({"training": {"lr": 0}}, "training.lr", "> 0"),
     ({"training": {"loss": "nll"}}, "training.loss", "allowed: ce_rate, ce_count"),
+    ({"training": {"loss": "mse_count", "backprop": "rtrl"}}, "training.loss", "needs windows of >= 2 time steps"),
+    ({"training": {"loss": "mse_count", "backprop": "tbptt", "tbptt_window": 1}}, "training.loss", "tbptt_window >= 2"),
     ({"training": {"device": "tpu"}}, "training.device", "allowed: auto, cpu, cuda"),
     ({"training": {"engine": "jax"}}, "training.engine", "allowed: fast, snntorch"),
     ({"dataset": {"name": "cifar"}}, "dataset.name", "allowed: mnist, fashion_mnist, synthetic"),
