@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -51,6 +55,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dashboard_server(url: str, log: Path, *args: str):
+    """``snn-study dashboard --storage url`` (stdout and stderr into ``log``) once it answers: its base URL.
+    Stopped on leaving."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port), *args], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/studies", timeout=10).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise AssertionError(f"the dashboard did not start: {log.read_text()}") from None
+                    time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
 
 
 def mnist_root() -> Path | None:

@@ -16,15 +16,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, SNN_STUDY
+from conftest import REPO, SNN_STUDY, dashboard_server
 from test_reports import FIGURES, GRID, built_study, copy_study
 
 import reports
@@ -164,12 +162,6 @@ def test_a_broken_page_is_caught_by_the_probe(site, chromium, tmp_path):
     assert result["errors"] and result["plotly"] == "undefined"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -179,30 +171,8 @@ def _get_json(url: str) -> dict:
 def dashboard(site, tmp_path):
     """``snn-study dashboard`` on the site's database: its base URL, stopped after the test."""
     url, _ = site
-    port = _free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port)], cwd=REPO,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                _get_json(f"{base}/api/studies")
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"the dashboard did not start: {(tmp_path / 'dashboard.log').read_text()}")
-                time.sleep(0.5)
+    with dashboard_server(url, tmp_path / "dashboard.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 def test_the_dashboard_shows_the_study_its_trials_and_the_reports_figures_and_note(site, dashboard, chromium, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import REPO, SNN_STUDY
+from conftest import REPO, SNN_STUDY, dashboard_server
 from optuna.trial import TrialState
 
 from storage import open_storage
@@ -197,27 +196,11 @@ def test_the_dashboard_serves_a_trials_weights_from_the_folder_the_study_saved_t
     url = f"sqlite:///{tmp_path / 'study.db'}"
     trial = load(tmp_path / "study.db").trials[0]
     artifact = trial.user_attrs["weights_artifact"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dashboard = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port)], cwd=REPO,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
-                    study_id = json.loads(response.read())["study_summaries"][0]["study_id"]
-                break
-            except OSError:
-                assert dashboard.poll() is None and time.time() < deadline, "the dashboard did not start"
-                time.sleep(0.5)
+    with dashboard_server(url, tmp_path / "dashboard.log") as base:
+        with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
+            study_id = json.loads(response.read())["study_summaries"][0]["study_id"]
         with urllib.request.urlopen(f"{base}/artifacts/{study_id}/{trial._trial_id}/{artifact}", timeout=10) as response:
             served = response.read()
-    finally:
-        dashboard.terminate()
-        _, err = dashboard.communicate(timeout=30)
     assert served == (weights / artifact).read_bytes()
-    assert f"(artifacts: {weights})" in err
+    assert f"(artifacts: {weights})" in (tmp_path / "dashboard.log").read_text()
     assert not (tmp_path / "artifacts").exists()  # the dashboard reads; it made no folder of its own
