@@ -16,6 +16,7 @@ import optuna
 
 from objectives import layer_names
 from storage import artifact_dir
+from study import saved_artifacts
 
 from ._load import StudyData
 from ._tables import best_trial
@@ -68,8 +69,7 @@ class TraceRecord:
 
 def _artifact_root(data: StudyData, study_name: str, override: str | None) -> Path:
     if override is None:
-        config = data.study_attrs.get(study_name, {}).get("study_config") or {}
-        override = (config.get("study") or {}).get("artifacts")
+        override = saved_artifacts(data.study_attrs.get(study_name, {}))
     return artifact_dir(data.url, override)
 
 

@@ -2,5 +2,6 @@
 
 from ._best import GROUP_FIELDS
 from ._cli import main
+from ._runner import saved_artifacts
 
-__all__ = ["GROUP_FIELDS", "main"]
+__all__ = ["GROUP_FIELDS", "main", "saved_artifacts"]

@@ -365,12 +365,13 @@ def _dashboard_artifacts(args: argparse.Namespace, storage) -> Path:
     from objectives import ConfigError
     from storage import artifact_dir
 
+    from ._runner import saved_artifacts
+
     if args.artifacts is not None:
         if not Path(args.artifacts).is_dir():
             raise ConfigError("--artifacts", args.artifacts, "no such folder; give the folder the weights were saved in")
         return Path(args.artifacts)
-    named = {((s.user_attrs.get("study_config") or {}).get("study") or {}).get("artifacts")
-             for s in storage.get_all_studies()}
+    named = {saved_artifacts(s.user_attrs) for s in storage.get_all_studies()}
     named.discard(None)
     if len(named) > 1:
         print(f"snn-study dashboard: the studies save weights in {len(named)} folders ({', '.join(sorted(named))}); "

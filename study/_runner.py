@@ -93,6 +93,17 @@ def _open(cfg: StudyConfig):
     )
 
 
+#: the study user attribute that keeps the study's config (``StudyConfig.to_dict()``)
+STUDY_CONFIG_ATTR = "study_config"
+
+
+def saved_artifacts(user_attrs: dict[str, Any]) -> str | None:
+    """The artifact folder a study's config named (``study.artifacts``), read from the study's user
+    attributes; ``None`` when it named none (the storage's default folder, :func:`storage.artifact_dir`)."""
+    config = user_attrs.get(STUDY_CONFIG_ATTR) or {}
+    return (config.get("study") or {}).get("artifacts")
+
+
 def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
     return tuple(repr(params.get(k)) for k in keys)
 
@@ -104,7 +115,7 @@ def prepare(cfg: StudyConfig, storage) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names([METRIC])
-        study.set_user_attr("study_config", cfg.to_dict())
+        study.set_user_attr(STUDY_CONFIG_ATTR, cfg.to_dict())
         if cfg.study.sampler == "grid":
             queue_missing(study, space)
 
@@ -412,4 +423,4 @@ def _one_line_thread_errors(index: int):
     return hook
 
 
-__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]
+__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "saved_artifacts", "work", "worker_main"]
