@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._config import ConfigError, ModelConfig
-from ._neurons import NEURONS, Neuron
+from ._neurons import NEURONS, Neuron, whole_window
 from ._surrogates import SURROGATES
 
 State = list[tuple[torch.Tensor, ...] | None]
@@ -119,9 +119,9 @@ class ConvSNN(nn.Module):
     def _per_step(self, conv, h):
         """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one
         launch); on a CPU, large folded batches run slower than step by step (cache), so
-        there it goes in chunks of one step (the rule of ``_neurons.whole_window``)."""
+        there it goes in chunks of one step: the neurons' rule for a window's work."""
         steps, batch = h.shape[:2]
-        if h.device.type != "cpu":
+        if whole_window(h):
             return F.max_pool2d(conv(h.flatten(0, 1)), 2).unflatten(0, (steps, batch))
         # unbind, not h[t]: the backward of each h[t] would zero-fill a whole [T, ...] tensor.
         # The neurons keep each step's layout, so spikes reach the next convolution channels-last.

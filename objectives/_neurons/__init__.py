@@ -1,6 +1,6 @@
 """Neuron models, one per file, each with snntorch's equations and an explicit state."""
 
-from ._base import RESET_MECHANISMS, Neuron, untrack
+from ._base import RESET_MECHANISMS, Neuron, untrack, whole_window
 from .alpha import Alpha
 from .lapicque import Lapicque
 from .leaky import Leaky
@@ -13,4 +13,4 @@ NEURONS: dict[str, type[Neuron]] = {
     "lapicque": Lapicque,
 }
 
-__all__ = ["NEURONS", "RESET_MECHANISMS", "Neuron", "Alpha", "Lapicque", "Leaky", "Synaptic", "untrack"]
+__all__ = ["NEURONS", "RESET_MECHANISMS", "Neuron", "Alpha", "Lapicque", "Leaky", "Synaptic", "untrack", "whole_window"]
