@@ -19,7 +19,7 @@ import time
 import torch
 
 from objectives import NEURONS, OPTIMIZERS, SURROGATES, TrialConfig, build_model, load, train, train_batch
-from study._cli import parse_set
+from study import parse_set
 
 
 def first_batch_grad_norms(cfg: TrialConfig, data) -> list[float]:

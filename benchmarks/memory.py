@@ -19,13 +19,10 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from objectives import BACKPROPS, NEURONS, SURROGATES, TrialConfig, train  # noqa: E402
+from objectives import BACKPROPS, NEURONS, SURROGATES, TrialConfig, train
 
 TARGET_GROWTH_PCT = 5.0
 

@@ -28,9 +28,7 @@ import time
 import optuna
 
 from storage import EpochLog
-from study._config import StudyConfig
-from study._pruners import PrunerConfig, make_pruner
-from study._runner import run
+from study import PrunerConfig, StudyConfig, make_pruner, run
 
 STUDY = "pruning"
 

@@ -43,17 +43,15 @@ import time
 import warnings
 from pathlib import Path
 
+import snntorch.functional as SF
 import torch
+from snntorch import utils as snn_utils
+from snntorch._neurons.neurons import SpikingNeuron
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import snntorch.functional as SF  # noqa: E402
-from snntorch import utils as snn_utils  # noqa: E402
-from snntorch._neurons.neurons import SpikingNeuron  # noqa: E402
-
-from objectives import (  # noqa: E402
+from objectives import (
     BACKPROPS,
+    MNIST_FILES,
     NEURONS,
     OPTIMIZERS,
     Data,
@@ -66,9 +64,8 @@ from objectives import (  # noqa: E402
     make_optimizer,
     train,
     train_batch,
+    untrack,
 )
-from objectives._data import MNIST_FILES  # noqa: E402
-from objectives._neurons import untrack  # noqa: E402
 
 GRAD_TOL = 1e-5
 CHECK_LR = 0.01

@@ -1,70 +1,189 @@
-"""What one trial does: data, neurons, surrogates, backprop methods, the conv-SNN, training.
+"""What one trial does: its config, data, neurons, surrogates, backprop methods, the conv-SNN, training.
 
 Every pluggable family is one registry (a dict keyed by the names used in configs,
-``--help``, Optuna's categorical choices and error messages).
+``--help``, Optuna's categorical choices and error messages) with a spec table of the
+same keys (``NEURON_SPECS``, ...). The light half of this package (the errors, the spec
+tables, :class:`TrialConfig`, the trial-record schema :class:`TrialRecord` and the
+combination codec) imports neither torch nor any other module of the project, so
+``import objectives`` is cheap: every layer above validates and reads trials with it.
+The names that need torch (the registries of implementations, the model, training, the
+Optuna objective) are imported on first use, as Optuna imports its optional heavy parts.
 """
 
-from ._config import ConfigError, DatasetConfig, ModelConfig, TrainingConfig, TrialConfig, apply_overrides
-from ._data import DATASETS, Data, Split, load
-from ._encodings import ENCODINGS
-from ._losses import LOSSES
-from ._model import ConvSNN, count_parameters, detach_state, make_neuron
-from ._neurons import NEURONS, RESET_MECHANISMS
-from ._objective import RESULT_ATTRS, Objective
-from ._optimizers import OPTIMIZERS
-from ._surrogates import SURROGATES
-from ._train import (
-    BACKPROPS,
-    ENGINES,
-    EpochMetrics,
-    TrainingDiverged,
-    TrainResult,
-    TrainStep,
-    build_model,
-    evaluate,
-    layer_names,
-    make_optimizer,
-    resolve_device,
-    train,
-    train_batch,
-    uses_cuda_graph,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._codec import (
+    COMBINATION,
+    COMBINATION_PATHS,
+    FACTORS,
+    GROUP_FIELDS,
+    STAGES,
+    STUDY_SEPARATOR,
+    UNKNOWN,
+    CellStudy,
+    Combination,
+    belongs_to,
+    cell_study_name,
+    config_value,
+    file_stem,
+    parse_study_name,
+    path_part,
+    study_name_problem,
 )
+from ._config import (
+    DATA_ENV,
+    SECTIONS,
+    DatasetConfig,
+    ModelConfig,
+    TrainingConfig,
+    TrialConfig,
+    apply_overrides,
+    build_section,
+    coerce,
+    plain,
+)
+from ._errors import ConfigError, TrainingDiverged
+from ._record import STUDY_CONFIG_ATTR, EpochMetrics, TrialRecord, layer_names, saved_artifacts
+from ._specs import (
+    BACKPROPS,
+    DATASET_NAMES,
+    ENCODING_SPECS,
+    ENGINES,
+    LOSS_SPECS,
+    NEURON_SPECS,
+    OPTIMIZER_NAMES,
+    RESET_MECHANISMS,
+    SURROGATE_PARAMS,
+    SURROGATE_SPECS,
+    EncodingSpec,
+    LossSpec,
+    NeuronSpec,
+    SurrogateSpec,
+)
+
+if TYPE_CHECKING:
+    from ._data import DATASETS, MNIST_FILES, Data, Split, load
+    from ._encodings import ENCODINGS
+    from ._losses import LOSSES
+    from ._model import ConvSNN, count_parameters, detach_state, make_neuron
+    from ._neurons import NEURONS, untrack
+    from ._objective import Objective, result_attrs
+    from ._optimizers import OPTIMIZERS
+    from ._surrogates import SURROGATES
+    from ._train import (
+        TrainResult,
+        TrainStep,
+        build_model,
+        evaluate,
+        make_optimizer,
+        resolve_device,
+        train,
+        train_batch,
+        uses_cuda_graph,
+    )
+
+#: the names that import torch -> the private module defining each, imported on first use
+_HEAVY = {
+    **dict.fromkeys(("DATASETS", "MNIST_FILES", "Data", "Split", "load"), "._data"),
+    "ENCODINGS": "._encodings",
+    "LOSSES": "._losses",
+    **dict.fromkeys(("ConvSNN", "count_parameters", "detach_state", "make_neuron"), "._model"),
+    **dict.fromkeys(("NEURONS", "untrack"), "._neurons"),
+    **dict.fromkeys(("Objective", "result_attrs"), "._objective"),
+    "OPTIMIZERS": "._optimizers",
+    "SURROGATES": "._surrogates",
+    **dict.fromkeys(
+        ("TrainResult", "TrainStep", "build_model", "evaluate", "make_optimizer", "resolve_device", "train",
+         "train_batch", "uses_cuda_graph"),
+        "._train",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HEAVY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain module attribute
+    return value
+
 
 __all__ = [
     "BACKPROPS",
+    "COMBINATION",
+    "COMBINATION_PATHS",
+    "CellStudy",
+    "Combination",
     "ConfigError",
     "ConvSNN",
     "DATASETS",
+    "DATASET_NAMES",
+    "DATA_ENV",
     "Data",
     "DatasetConfig",
     "ENCODINGS",
+    "ENCODING_SPECS",
     "ENGINES",
+    "EncodingSpec",
     "EpochMetrics",
+    "FACTORS",
+    "GROUP_FIELDS",
     "LOSSES",
+    "LOSS_SPECS",
+    "MNIST_FILES",
+    "LossSpec",
     "ModelConfig",
     "NEURONS",
+    "NEURON_SPECS",
+    "NeuronSpec",
     "OPTIMIZERS",
+    "OPTIMIZER_NAMES",
     "Objective",
-    "RESULT_ATTRS",
     "RESET_MECHANISMS",
+    "SECTIONS",
+    "STAGES",
+    "STUDY_CONFIG_ATTR",
+    "STUDY_SEPARATOR",
     "SURROGATES",
+    "SURROGATE_PARAMS",
+    "SURROGATE_SPECS",
     "Split",
+    "SurrogateSpec",
     "TrainResult",
     "TrainStep",
     "TrainingConfig",
     "TrainingDiverged",
     "TrialConfig",
+    "TrialRecord",
+    "UNKNOWN",
     "apply_overrides",
+    "belongs_to",
     "build_model",
+    "build_section",
+    "cell_study_name",
+    "coerce",
+    "config_value",
     "count_parameters",
     "detach_state",
     "evaluate",
+    "file_stem",
     "layer_names",
     "load",
     "make_neuron",
     "make_optimizer",
+    "parse_study_name",
+    "path_part",
+    "plain",
     "resolve_device",
+    "result_attrs",
+    "saved_artifacts",
+    "study_name_problem",
     "train",
     "train_batch",
+    "untrack",
     "uses_cuda_graph",
 ]

@@ -11,24 +11,24 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import abc
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, get_args, get_origin, get_type_hints
 
-from ._neurons import NEURONS, RESET_MECHANISMS
-from ._surrogates import SURROGATES
+from ._errors import ConfigError
+from ._specs import (
+    BACKPROPS,
+    DATASET_NAMES,
+    ENCODING_SPECS,
+    ENGINES,
+    LOSS_SPECS,
+    NEURON_SPECS,
+    OPTIMIZER_NAMES,
+    RESET_MECHANISMS,
+    SURROGATE_SPECS,
+)
 
 DATA_ENV = "SNN_STUDY_DATA"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message is one line: field, value, what is allowed."""
-
-    def __init__(self, field_path: str, value: Any, allowed: str):
-        self.field = field_path
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field_path}: got {value!r}; {allowed}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class ModelConfig:
     @property
     def resolved_surrogate_args(self) -> dict[str, float]:
         """The surrogate's shape parameters with registry defaults filled in."""
-        return {**SURROGATES[self.surrogate].params, **self.surrogate_args}
+        return {**SURROGATE_SPECS[self.surrogate].params, **self.surrogate_args}
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class TrainingConfig:
     cuda_graph: bool = True
 
 
-SECTIONS = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
+#: the run config's sections: name -> dataclass
+SECTIONS: dict[str, type] = {"dataset": DatasetConfig, "model": ModelConfig, "training": TrainingConfig}
 
 
 @dataclass(frozen=True)
@@ -124,19 +125,17 @@ class TrialConfig:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise ConfigError(unknown[0], data[unknown[0]], f"unknown section; allowed: {', '.join(SECTIONS)}")
-        sections = {name: _build_section(name, kind, data.get(name)) for name, kind in SECTIONS.items()}
+        sections = {name: build_section(name, kind, data.get(name)) for name, kind in SECTIONS.items()}
         config = cls(**sections)
         _check(config)
         return config
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain nested dicts (lists, not tuples), ready for YAML or JSON."""
-        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+        return {name: plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
 
     def resolved(self) -> TrialConfig:
         """The same run with every default spelled out: data folder, surrogate parameters, reset mechanism."""
-        from ._neurons import NEURONS
-
         m = self.model
         return dataclasses.replace(
             self,
@@ -144,7 +143,7 @@ class TrialConfig:
             model=dataclasses.replace(
                 m,
                 surrogate_args=m.resolved_surrogate_args,
-                reset_mechanism=m.reset_mechanism or NEURONS[m.neuron].default_reset,
+                reset_mechanism=m.reset_mechanism or NEURON_SPECS[m.neuron].default_reset,
             ),
         )
 
@@ -170,15 +169,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
     return out
 
 
-def _plain(value):
+def plain(value: Any) -> Any:
+    """``value`` as plain YAML/JSON data: mappings as dicts, tuples as lists, all the way down."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
-def _build_section(name: str, kind: type, data: Any):
+def build_section(name: str, kind: type, data: Any) -> Any:
+    """The dataclass ``kind`` from the mapping ``data`` of section ``name``, each field checked by :func:`coerce`."""
     if data is None:
         return kind()
     if not isinstance(data, Mapping):
@@ -189,12 +190,13 @@ def _build_section(name: str, kind: type, data: Any):
     for key, value in data.items():
         if key not in names:
             raise ConfigError(f"{name}.{key}", value, f"unknown field; allowed: {', '.join(names)}")
-        values[key] = _coerce(f"{name}.{key}", value, hints[key])
+        values[key] = coerce(f"{name}.{key}", value, hints[key])
     return kind(**values)
 
 
-def _coerce(path: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against the annotation; ints are accepted where floats are expected."""
+def coerce(path: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the type annotation ``hint`` (ConfigError on ``path`` when it does not fit);
+    ints are accepted where floats are expected."""
     args = get_args(hint)
     if type(None) in args:
         if value is None:
@@ -230,7 +232,7 @@ def _coerce(path: str, value: Any, hint: Any) -> Any:
     raise TypeError(f"no coercion for {hint!r}")  # a bug in this module, not in the user's config
 
 
-def _choices(path: str, value: str, registry: Mapping[str, Any]) -> None:
+def _choices(path: str, value: str, registry: Iterable[str]) -> None:
     if value not in registry:
         raise ConfigError(path, value, f"allowed: {', '.join(registry)}")
 
@@ -241,22 +243,15 @@ def _at_least(path: str, value: float | None, low: float) -> None:
 
 
 def _check(cfg: TrialConfig) -> None:
-    # imported here: these registries import torch-heavy modules that import this one
-    from ._data import DATASETS
-    from ._encodings import ENCODINGS
-    from ._losses import LOSSES
-    from ._optimizers import OPTIMIZERS
-    from ._train import BACKPROPS, ENGINES
-
     d, m, t = cfg.dataset, cfg.model, cfg.training
-    _choices("dataset.name", d.name, DATASETS)
+    _choices("dataset.name", d.name, DATASET_NAMES)
     _at_least("dataset.val_size", d.val_size, 1)
     _at_least("dataset.train_subset", d.train_subset, 1)
     _at_least("dataset.test_subset", d.test_subset, 1)
 
-    _choices("model.neuron", m.neuron, NEURONS)
-    _choices("model.surrogate", m.surrogate, SURROGATES)
-    allowed_args = SURROGATES[m.surrogate].params
+    _choices("model.neuron", m.neuron, NEURON_SPECS)
+    _choices("model.surrogate", m.surrogate, SURROGATE_SPECS)
+    allowed_args = SURROGATE_SPECS[m.surrogate].params
     for key, value in m.surrogate_args.items():
         if key not in allowed_args:
             raise ConfigError(
@@ -270,15 +265,15 @@ def _check(cfg: TrialConfig) -> None:
         raise ConfigError("model.alpha", m.alpha, "must be within [0, 1]")
     if m.threshold <= 0:
         raise ConfigError("model.threshold", m.threshold, "must be > 0")
-    problem = NEURONS[m.neuron].check(alpha=m.alpha, beta=m.beta)
+    problem = NEURON_SPECS[m.neuron].check(alpha=m.alpha, beta=m.beta)
     if problem:
         name, why = problem
         raise ConfigError(f"model.{name}", getattr(m, name), why)
     if m.reset_mechanism is not None and m.reset_mechanism not in RESET_MECHANISMS:
         raise ConfigError("model.reset_mechanism", m.reset_mechanism, f"allowed: {', '.join(RESET_MECHANISMS)} or null")
     _at_least("model.num_steps", m.num_steps, 1)
-    _choices("model.encoding", m.encoding, ENCODINGS)
-    if d.normalize and not ENCODINGS[m.encoding].static:
+    _choices("model.encoding", m.encoding, ENCODING_SPECS)
+    if d.normalize and not ENCODING_SPECS[m.encoding].static:
         raise ConfigError("dataset.normalize", True, f"only with a direct encoding: {m.encoding!r} needs pixels in [0, 1]")
     if not m.channels:
         raise ConfigError("model.channels", list(m.channels), "expected at least one conv block")
@@ -294,11 +289,11 @@ def _check(cfg: TrialConfig) -> None:
         )
     _at_least("training.epochs", t.epochs, 1)
     _at_least("training.batch_size", t.batch_size, 1)
-    _choices("training.optimizer", t.optimizer, OPTIMIZERS)
+    _choices("training.optimizer", t.optimizer, OPTIMIZER_NAMES)
     if not t.lr > 0:
         raise ConfigError("training.lr", t.lr, "must be > 0")
-    _choices("training.loss", t.loss, LOSSES)
-    window, needed = BACKPROPS[t.backprop](cfg), LOSSES[t.loss].min_window
+    _choices("training.loss", t.loss, LOSS_SPECS)
+    window, needed = BACKPROPS[t.backprop](cfg), LOSS_SPECS[t.loss].min_window
     if window < needed:
         raise ConfigError(
             "training.loss", t.loss, f"needs windows of >= {needed} time steps, and training.backprop {t.backprop} "

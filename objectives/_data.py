@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ._config import DATA_ENV, ConfigError, DatasetConfig
+from ._config import DATA_ENV, DatasetConfig
+from ._errors import ConfigError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",

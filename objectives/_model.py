@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import ConfigError, ModelConfig
+from ._config import ModelConfig
+from ._errors import ConfigError
 from ._neurons import NEURONS, Neuron, whole_window
 from ._surrogates import SURROGATES
 
@@ -44,7 +45,7 @@ def make_neuron(cfg: ModelConfig) -> Neuron:
     """One layer of ``cfg.neuron`` with the config's parameters and surrogate gradient."""
     cls = NEURONS[cfg.neuron]
     spike_fn = SURROGATES[cfg.surrogate].make(**cfg.surrogate_args)
-    params = {name: getattr(cfg, name) for name in cls.params}
+    params = {name: getattr(cfg, name) for name in cls.spec.params}
     return cls(spike_fn, threshold=cfg.threshold, reset_mechanism=cfg.reset_mechanism, **params)
 
 

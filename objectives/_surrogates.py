@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ._specs import SURROGATE_SPECS
+
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -148,14 +150,19 @@ def _triangular_primitive(x, alpha=0.5):
 
 @dataclass(frozen=True)
 class Surrogate:
-    """One registry entry: the factory, its shape parameters and the smooth function it differentiates."""
+    """One registry entry: the factory and the smooth function it differentiates; the shape parameters
+    and their defaults are the entry's :class:`SurrogateSpec`."""
 
     name: str
     factory: Callable[..., SpikeFn]
-    params: Mapping[str, float]
     primitive: Callable[..., torch.Tensor] | None
     kinks: tuple[Callable[..., float], ...] = field(default=())
     snntorch_bug: str | None = None
+
+    @property
+    def params(self) -> Mapping[str, float]:
+        """The shape parameters and their defaults."""
+        return SURROGATE_SPECS[self.name].params
 
     def make(self, **params: float) -> SpikeFn:
         """A spike function with ``params`` over the defaults (unknown names raise ``ValueError``)."""
@@ -170,22 +177,14 @@ class Surrogate:
 SURROGATES: dict[str, Surrogate] = {
     s.name: s
     for s in (
-        Surrogate("atan", atan, {"alpha": 2.0}, _atan_primitive),
-        Surrogate("fast_sigmoid", fast_sigmoid, {"slope": 25.0}, _fast_sigmoid_primitive),
+        Surrogate("atan", atan, _atan_primitive),
+        Surrogate("fast_sigmoid", fast_sigmoid, _fast_sigmoid_primitive),
         Surrogate(
-            "sigmoid",
-            sigmoid,
-            # snntorch's slope 25 gives 25 e^-25 ~ 3e-10 one unit below threshold: from the silent
-            # start of a fresh network nothing learns (MNIST: 9.8 % after an epoch; slope 5: 95.5 %)
-            {"slope": 5.0},
-            _sigmoid_primitive,
-            snntorch_bug="NaN gradient for x < -88/slope (exp overflow)",
+            "sigmoid", sigmoid, _sigmoid_primitive, snntorch_bug="NaN gradient for x < -88/slope (exp overflow)"
         ),
         Surrogate(
             "sparse_fast_sigmoid",
             sparse_fast_sigmoid,
-            # B = 2: gradient for membranes above U_thr - 2 (MNIST, one epoch: 96.0 %; B = 1: 86.4 %)
-            {"slope": 25.0, "B": 2.0},
             _sparse_fast_sigmoid_primitive,
             kinks=(lambda slope, B: -B,),
             snntorch_bug="gradient only where U - U_thr > B, i.e. never between threshold and threshold + B",
@@ -193,18 +192,14 @@ SURROGATES: dict[str, Surrogate] = {
         Surrogate(
             "spike_rate_escape",
             spike_rate_escape,
-            {"beta": 1.0, "slope": 25.0},
             _spike_rate_escape_primitive,
             snntorch_bug="gradient peaks at U_thr + 1, not at the threshold",
         ),
-        Surrogate("stochastic_spike_operator", stochastic_spike_operator, {"mean": 0.0, "variance": 0.2}, None),
-        Surrogate("straight_through_estimator", straight_through_estimator, {}, _identity_primitive),
+        Surrogate("stochastic_spike_operator", stochastic_spike_operator, None),
+        Surrogate("straight_through_estimator", straight_through_estimator, _identity_primitive),
         Surrogate(
             "triangular",
             triangular,
-            # half-width 2: a half-width of 1 leaves every membrane below 0 without gradient
-            # (MNIST, one epoch: 96.0 %; alpha = 1: 77.3 %)
-            {"alpha": 0.5},
             _triangular_primitive,
             snntorch_bug="constant +thr below and -thr above threshold: wrong sign and not a triangle",
         ),

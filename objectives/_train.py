@@ -1,8 +1,7 @@
 """The training loop: epochs of batches, validation after each, early stopping, test at the end.
 
-The three backprop methods are one mechanism with different window lengths, as
-snntorch defines them: ``snntorch.backprop.BPTT`` is ``TBPTT`` with ``K = num_steps``
-and ``RTRL`` is ``TBPTT`` with ``K = 1``. Each window runs forward from the
+The three backprop methods are one mechanism with different window lengths
+(``BACKPROPS``, as snntorch defines them). Each window runs forward from the
 previous window's (detached) state, takes the loss over the window's outputs,
 and makes one optimizer step.
 """
@@ -21,47 +20,14 @@ import torch
 from ._config import TrialConfig
 from ._data import Data, Split, load
 from ._encodings import ENCODINGS
+from ._errors import TrainingDiverged
 from ._losses import LOSSES
 from ._model import ConvSNN, count_parameters, detach_state
 from ._optimizers import OPTIMIZERS
-
-#: backprop method -> time steps per optimizer step, given the config
-BACKPROPS: dict[str, Callable[[TrialConfig], int]] = {
-    "bptt": lambda cfg: cfg.model.num_steps,
-    "tbptt": lambda cfg: cfg.training.tbptt_window,
-    "rtrl": lambda cfg: 1,
-}
-
-ENGINES = ("fast", "snntorch")
+from ._record import EpochMetrics
+from ._specs import BACKPROPS, LOSS_SPECS
 
 EVAL_BATCH = 1000
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, epoch: int, loss: float):
-        self.epoch = epoch
-        self.loss = loss
-        super().__init__(f"training diverged: loss {loss} at epoch {epoch} (try a lower training.lr)")
-
-
-def layer_names(n: int) -> list[str]:
-    """Names of ``n`` spiking layers, as spike rates are reported: ``conv1`` ... ``conv{n-1}``, then ``output``."""
-    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_acc: float
-    spike_rates: tuple[float, ...]
-    seconds: float
-    train_samples_per_s: float
 
 
 @dataclass
@@ -131,7 +97,7 @@ def uses_cuda_graph(cfg: TrialConfig, device: torch.device) -> bool:
     on a GPU, with ``training.cuda_graph`` on, the fast engine (the snntorch engine stays the
     plain reference) and a loss a graph can record."""
     t = cfg.training
-    return device.type == "cuda" and t.cuda_graph and t.engine == "fast" and LOSSES[t.loss].graphable
+    return device.type == "cuda" and t.cuda_graph and t.engine == "fast" and LOSS_SPECS[t.loss].graphable
 
 
 def make_optimizer(cfg: TrialConfig, model: ConvSNN, device: torch.device) -> torch.optim.Optimizer:

@@ -6,8 +6,9 @@ figure data are plain rows and records (``trial_rows``, ``summary_rows``,
 and reused without parsing HTML.
 """
 
-from ._export import DASHBOARD_FIGURES, FORMATS, LAYOUTS, Report, export, parse_formats, png_problem, print_report
-from ._load import COMBINATION, StudyData, load_study_data
+from ._dashboard import DASHBOARD_FIGURES
+from ._export import FORMATS, LAYOUTS, Report, export, parse_formats, png_problem, print_report
+from ._load import StudyData, load_study_data
 from ._optuna import importance_records, merged_study
 from ._plotter import Plotter, read_result_folder
 from ._records import (
@@ -17,11 +18,10 @@ from ._records import (
     heatmap_records,
     spike_rate_records,
 )
-from ._tables import SUMMARY_COLUMNS, epoch_rows, per_neuron_tables, read_csv, summary_rows, trial_rows
-from ._traces import TraceRecord, best_trial, trace_records
+from ._tables import SUMMARY_COLUMNS, best_trial, epoch_rows, per_neuron_tables, read_csv, summary_rows, trial_rows
+from ._traces import TraceRecord, trace_records
 
 __all__ = [
-    "COMBINATION",
     "DASHBOARD_FIGURES",
     "FORMATS",
     "LAYOUTS",

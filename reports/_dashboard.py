@@ -42,15 +42,6 @@ def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, 
     return "\n".join(lines)
 
 
-def _existing_note(study: optuna.Study) -> str:
-    try:
-        from optuna_dashboard._note import get_note_from_system_attrs
-
-        return get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id), None)["body"] or ""
-    except Exception:  # a private helper of optuna-dashboard: without it, the note is simply replaced
-        return ""
-
-
 def merge_note(existing: str, block: str) -> str:
     """``block`` first, then whatever ``existing`` holds outside a previous report block."""
     start, end = existing.find(NOTE_START), existing.find(NOTE_END)
@@ -60,25 +51,32 @@ def merge_note(existing: str, block: str) -> str:
     return block + ("\n\n" + rest if rest else "") + "\n"
 
 
-def save_to_dashboard(data: StudyData, report, winner: str | None, meta: list[str]) -> list[str]:
-    """Save the key figures and the note into every study of ``data``; returns the study names."""
-    from ._export import DASHBOARD_FIGURES
+#: the figures saved into optuna-dashboard: key -> (graph object id, a title short enough for its half-width cards)
+DASHBOARD_FIGURES = {
+    "heatmap": ("snn-report-best-accuracy-heatmap", "Best validation accuracy: neuron × surrogate, per backprop"),
+    "val_curves": ("snn-report-validation-curves", "Validation accuracy per epoch (dashed: pruned)"),
+    "distributions": ("snn-report-accuracy-by-factor", "Validation accuracy by neuron, surrogate, backprop"),
+}
 
-    figures = {}
+
+def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[dict[str, Any]], winner: str | None,
+                      meta: list[str]) -> list[str]:
+    """Save the key ``figures`` (by report key) and the note into every study of ``data``; returns the study names."""
+    saved = {}
     for key, (graph_id, title) in DASHBOARD_FIGURES.items():
-        if report.figures.get(key) is not None:
+        if figures.get(key) is not None:
             # a copy for the dashboard's cards, which draw every figure in a box 450 px high
-            fig = go.Figure(report.figures[key])
+            fig = go.Figure(figures[key])
             fig.update_layout(title={"text": title}, height=DASHBOARD_HEIGHT, legend={"font": {"size": 10}},
                               margin={"t": 60, "l": 70, "r": 20, "b": 70})
             fig.update_annotations(font_size=10)
             if len(fig.layout.annotations) > 3:  # a grid of small panels: one axis title per row would overlap
                 fig.update_yaxes(title_text=None)
-            figures[graph_id] = fig
-    block = note_markdown(data.name, report.summary, winner, meta, list(figures))
+            saved[graph_id] = fig
+    block = note_markdown(data.name, summary, winner, meta, list(saved))
     for study_name in data.study_names:
         study = optuna.load_study(study_name=study_name, storage=data.storage)
-        for graph_id, fig in figures.items():
+        for graph_id, fig in saved.items():
             optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id)
-        optuna_dashboard.save_note(study, merge_note(_existing_note(study), block))
+        optuna_dashboard.save_note(study, merge_note(optuna_dashboard.get_note(study) or "", block))
     return list(data.study_names)

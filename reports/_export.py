@@ -23,9 +23,11 @@ import plotly.io as pio
 from objectives import ConfigError
 
 from . import _figures, _optuna, _records, _tables
+from ._dashboard import DASHBOARD_FIGURES, save_to_dashboard
 from ._html import PLOTLY_JS, Section, index_html
 from ._load import StudyData, load_study_data
-from ._traces import best_trial, trace_records
+from ._tables import best_trial
+from ._traces import trace_records
 
 FORMATS = ("html", "png")
 #: pixels across a PNG figure (its height is the figure's own)
@@ -93,14 +95,6 @@ DESCRIPTIONS = {
         "that varies, coloured by its validation accuracy; darker lines show where the good trials go.",
     ),
 }
-
-#: the figures saved into optuna-dashboard: key -> (graph object id, a title short enough for its half-width cards)
-DASHBOARD_FIGURES = {
-    "heatmap": ("snn-report-best-accuracy-heatmap", "Best validation accuracy: neuron × surrogate, per backprop"),
-    "val_curves": ("snn-report-validation-curves", "Validation accuracy per epoch (dashed: pruned)"),
-    "distributions": ("snn-report-accuracy-by-factor", "Validation accuracy by neuron, surrogate, backprop"),
-}
-
 
 @dataclass
 class Report:
@@ -327,9 +321,7 @@ def export(
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
     if dashboard:
-        from ._dashboard import save_to_dashboard
-
-        report.dashboard_studies = save_to_dashboard(data, report, winner, meta)
+        report.dashboard_studies = save_to_dashboard(data, report.figures, summary, winner, meta)
     return report
 
 

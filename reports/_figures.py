@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ._load import COMBINATION
+from objectives import COMBINATION
+
 from ._traces import MAX_RASTER_NEURONS, TraceRecord
 
 PALETTE = qualitative.Dark24 + qualitative.Light24

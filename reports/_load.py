@@ -13,17 +13,13 @@ from typing import Any
 import optuna
 from sqlalchemy.engine import make_url
 
+from objectives import TrialRecord
 from storage import EpochLog, open_storage, study_names
-from study import GROUP_FIELDS
-
-#: the three factors every study compares, and where a trial's resolved config keeps each
-COMBINATION = ("neuron", "surrogate", "backprop")
-CONFIG_FIELDS = {key: GROUP_FIELDS[key] for key in COMBINATION}
 
 
 @dataclass
 class StudyData:
-    """One study, or every per-combination study ``name/<neuron>-<surrogate>-<backprop>``, as read."""
+    """One study and its per-combination studies (``objectives.cell_study_name``), as read."""
 
     #: the storage URL as given (``url``) and with any password hidden (``shown``)
     url: str
@@ -39,15 +35,17 @@ class StudyData:
     study_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the open Optuna storage (reading; :mod:`reports._dashboard` writes its one note through it)
     storage: Any = None
+    #: the record of every trial, in the order of ``trials``
+    records: list[TrialRecord] = field(default_factory=list)
 
     @property
     def per_combination(self) -> bool:
-        """Whether ``name`` is a prefix of per-combination studies rather than one study."""
+        """Whether ``name`` is a parent of per-combination studies rather than one study."""
         return self.study_names != [self.name]
 
 
 def load_study_data(url: str, name: str) -> StudyData:
-    """Read study ``name`` (or its per-combination studies) from the storage at ``url`` without writing.
+    """Read study ``name`` (and its per-combination studies) from the storage at ``url`` without writing.
 
     Raises :class:`objectives.ConfigError` for a URL that names no study database
     (``study.storage``) or a study that is not there (``--study``).
@@ -64,28 +62,6 @@ def load_study_data(url: str, name: str) -> StudyData:
         trials += [(study_name, t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
         epochs += log.read(study_name)
     shown = make_url(url).render_as_string(hide_password=True)
+    records = [TrialRecord.from_frozen_trial(s, t) for s, t in trials]
     return StudyData(url=url, shown=shown, name=name, study_names=names, trials=trials, epochs=epochs,
-                     study_attrs=attrs, storage=storage)
-
-
-def combination_of(study_name: str, trial: optuna.trial.FrozenTrial, prefix: str | None = None) -> dict[str, str]:
-    """``{"neuron": ..., "surrogate": ..., "backprop": ...}`` of ``trial``.
-
-    From its resolved config (set when it starts); a waiting trial has none, so then
-    from its (queued) parameters, then from a per-combination study's name
-    ``prefix/<neuron>-<surrogate>-<backprop>``; ``"?"`` where nothing says.
-    """
-    config = trial.user_attrs.get("config") or {}
-    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-    from_name: dict[str, str] = {}
-    if prefix is not None and study_name.startswith(prefix + "/"):
-        parts = study_name[len(prefix) + 1:].split("-")
-        if len(parts) == len(COMBINATION):
-            from_name = dict(zip(COMBINATION, parts))
-    out = {}
-    for key, (section, field_name) in CONFIG_FIELDS.items():
-        value = (config.get(section) or {}).get(field_name)
-        if value is None:
-            value = params.get(key, from_name.get(key, "?"))
-        out[key] = str(value)
-    return out
+                     study_attrs=attrs, storage=storage, records=records)

@@ -17,7 +17,9 @@ import plotly.graph_objects as go
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from ._load import COMBINATION, StudyData, combination_of
+from objectives import COMBINATION
+
+from ._load import StudyData
 
 #: fewer complete trials than this and parameter importances are noise: the plot is skipped with a note
 MIN_IMPORTANCE_TRIALS = 5
@@ -28,9 +30,8 @@ def merged_study(data: StudyData) -> optuna.Study:
 
     Each trial keeps its study and number in the user attributes ``study`` and ``number``.
     """
-    prefix = data.name if data.per_combination else None
+    combos = {id(t): r.combination.as_dict() for (_, t), r in zip(data.trials, data.records)}
     finished = [(s, t) for s, t in data.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    combos = {id(t): combination_of(s, t, prefix) for s, t in finished}
     choices = {k: tuple(sorted({c[k] for c in combos.values()})) for k in COMBINATION}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "a new study created in memory" is noise here

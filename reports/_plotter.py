@@ -12,12 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from objectives import ConfigError
+from objectives import COMBINATION, ConfigError
 
 from . import _figures, _records, _tables
 from ._export import DESCRIPTIONS, Report, export, prepare_out, write_report
 from ._html import Section
-from ._load import COMBINATION
 
 RESULT_FOLDERS = ("BP_results", "SG_results")
 

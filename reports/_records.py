@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ._load import COMBINATION
+from objectives import COMBINATION
 
 
 def combination_label(row: dict[str, Any]) -> str:

@@ -15,11 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import TrialState
+from objectives import COMBINATION, layer_names
 
-from objectives import layer_names
-
-from ._load import COMBINATION, StudyData, combination_of
+from ._load import StudyData
 
 #: trials.csv columns before the parameters (``params_<name>``) and after them (spike rates in between)
 TRIAL_HEAD = ("study", "number", "state", *COMBINATION, "value")
@@ -58,35 +56,27 @@ def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
         last_rates[(e["study_name"], e["trial_number"])] = e["spike_rates"]
     param_names = sorted({p for _, t in data.trials for p in t.params})
     rows, layer_counts = [], []
-    prefix = data.name if data.per_combination else None
-    for study_name, t in data.trials:
-        attrs = t.user_attrs
-        rates = attrs.get("spike_rates") or last_rates.get((study_name, t.number))
+    for t in data.records:
+        rates = list(t.spike_rates) or last_rates.get((t.study, t.number))
         layer_counts.append(len(rates or ()))
-        duration = None
-        if t.datetime_start is not None and t.datetime_complete is not None:
-            duration = (t.datetime_complete - t.datetime_start).total_seconds()
-        epochs = attrs.get("epochs")
-        if epochs is None and t.intermediate_values:
-            epochs = len(t.intermediate_values)
         rows.append({
-            "study": study_name,
+            "study": t.study,
             "number": t.number,
-            "state": t.state.name,
-            **combination_of(study_name, t, prefix),
-            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "state": t.state,
+            **t.combination.as_dict(),
+            "value": t.value,
             **{f"params_{p}": t.params.get(p) for p in param_names},
-            "duration_s": duration,
-            "epochs": epochs,
-            "best_epoch": attrs.get("best_epoch"),
-            "test_acc": attrs.get("test_acc"),
+            "duration_s": t.duration_s,
+            "epochs": t.epochs_run,
+            "best_epoch": t.best_epoch,
+            "test_acc": t.test_acc,
             **_rates(rates),
-            "n_params": attrs.get("n_params"),
-            "train_samples_per_s": attrs.get("train_samples_per_s"),
-            "stopped_early": attrs.get("stopped_early"),
-            "pruned_at": attrs.get("pruned_at"),
-            "failure": attrs.get("failure"),
-            "weights_artifact": attrs.get("weights_artifact"),
+            "n_params": t.n_params,
+            "train_samples_per_s": t.train_samples_per_s,
+            "stopped_early": t.stopped_early,
+            "pruned_at": t.pruned_at,
+            "failure": t.failure,
+            "weights_artifact": t.weights_artifact,
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
         })

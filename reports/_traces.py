@@ -16,7 +16,6 @@ import optuna
 
 from objectives import layer_names
 from storage import artifact_dir
-from study import saved_artifacts
 
 from ._load import StudyData
 from ._tables import best_trial
@@ -67,12 +66,6 @@ class TraceRecord:
     images: list[ImageTrace]
 
 
-def _artifact_root(data: StudyData, study_name: str, override: str | None) -> Path:
-    if override is None:
-        override = saved_artifacts(data.study_attrs.get(study_name, {}))
-    return artifact_dir(data.url, override)
-
-
 def trace_records(
     data: StudyData, trials: list[dict[str, Any]], artifacts: str | None = None, n_images: int = N_IMAGES
 ) -> tuple[TraceRecord | None, str | None]:
@@ -89,17 +82,19 @@ def trace_records(
     if best is None:
         return None, "no complete trial yet"
     name = f"trial {best['number']} of study {best['study']!r}"
-    trial = next(t for s, t in data.trials if s == best["study"] and t.number == best["number"])
-    artifact_id = trial.user_attrs.get("weights_artifact")
+    trial = next(r for r in data.records if r.study == best["study"] and r.number == best["number"])
+    artifact_id = trial.weights_artifact
     if not artifact_id:
         return None, f"{name} (the best) saved no weights artifact"
-    root = _artifact_root(data, best["study"], artifacts)
+    root = artifact_dir(data.url, artifacts, data.study_attrs.get(trial.study, {}))
     if not root.is_dir():
         return None, f"the artifact folder {root} is missing (weights of {name}); pass --artifacts DIR"
     try:
-        cfg = TrialConfig.from_dict(trial.user_attrs["config"])
+        if trial.config is None:
+            raise ConfigError("config", None, "the trial has no run config")
+        cfg = TrialConfig.from_dict(trial.config)
         cfg = cfg.replace(**{"training.device": "cpu", "dataset.download": False})
-    except (KeyError, ConfigError) as exc:
+    except ConfigError as exc:
         return None, f"the config of {name} no longer builds a model ({exc})"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "weights.pt"

@@ -7,6 +7,7 @@ workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
 from ._artifacts import artifact_dir, artifact_store
 from ._engines import DEFAULT_URL
 from ._epochs import EpochLog
+from ._optuna_private import trial_id, trial_of
 from ._studies import list_studies, open_storage, study_names
 
 __all__ = [
@@ -17,4 +18,6 @@ __all__ = [
     "list_studies",
     "open_storage",
     "study_names",
+    "trial_id",
+    "trial_of",
 ]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import optuna
+
+from objectives import saved_artifacts
 
 from . import _engines
 
@@ -13,14 +17,17 @@ ARTIFACTS_ENV = "SNN_STUDY_ARTIFACTS"
 _DEFAULT_ROOT = Path("runs/artifacts")
 
 
-def artifact_dir(url: str, root: str | None = None) -> Path:
+def artifact_dir(url: str, root: str | None = None, study_attrs: Mapping[str, Any] | None = None) -> Path:
     """The artifact folder for the study storage at ``url`` (not created; see :func:`artifact_store`).
 
-    ``root`` if given; else, for an SQLite file, ``artifacts/`` beside it (``runs/artifacts``
-    for the default URL), so a study database and its artifacts move together; else
-    ``$SNN_STUDY_ARTIFACTS``, else ``runs/artifacts``. Start optuna-dashboard with
+    ``root`` if given; else the folder the study's config named (``study.artifacts``, read from the
+    study's user attributes ``study_attrs``); else, for an SQLite file, ``artifacts/`` beside it
+    (``runs/artifacts`` for the default URL), so a study database and its artifacts move together;
+    else ``$SNN_STUDY_ARTIFACTS``, else ``runs/artifacts``. Start optuna-dashboard with
     ``--artifact-dir`` on this folder.
     """
+    if root is None and study_attrs is not None:
+        root = saved_artifacts(study_attrs)
     if root is not None:
         return Path(root)
     database = _engines.sqlite_file(_engines.parse_url(url))

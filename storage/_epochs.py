@@ -35,6 +35,7 @@ _table = sa.Table(
     sa.Index(f"ix_{TABLE_NAME}_study_trial_epoch", "study_name", "trial_number", "epoch"),
 )
 
+
 class EpochLog:
     """The per-epoch metrics of every trial, in table ``snn_epoch_metrics`` of the study database.
 
@@ -48,7 +49,7 @@ class EpochLog:
         self._has_table = TABLE_NAME in _engines.check_connection(target, create=create)
         self._engine = _engines.engine(target)
 
-    def record(self, study_name: str, trial_number: int, trial_id: int, metrics: EpochMetrics) -> None:
+    def record(self, study_name: str, trial_number: int, trial_id: int | None, metrics: EpochMetrics) -> None:
         """Append one epoch of one trial; transient "database is locked" or server errors are retried."""
         row = {
             "study_name": study_name,

@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 
-from objectives import ConfigError
+from objectives import ConfigError, belongs_to
 
 from . import _engines
 
@@ -80,9 +80,10 @@ def open_storage(
 
 
 def study_names(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
-    """``name`` itself, or every per-combination study ``name/...``, sorted; a ``--study`` usage error when there is none."""
+    """``name`` itself and every per-combination study of it (``objectives.cell_study_name``), sorted;
+    a ``--study`` usage error when there is none."""
     names = [s.study_name for s in storage.get_all_studies()]
-    found = [n for n in names if n == name or n.startswith(name + "/")]
+    found = [n for n in names if belongs_to(n, name)]
     if not found:
         raise ConfigError("--study", name, f"no such study in the storage; studies there: {', '.join(sorted(names)) or 'none'}")
     return sorted(found)

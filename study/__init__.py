@@ -1,7 +1,8 @@
 """The study runner: command line, study config, search spaces, samplers, pruners, workers, best-config export."""
 
-from ._best import GROUP_FIELDS
-from ._cli import main
-from ._runner import saved_artifacts
+from ._cli import main, parse_set
+from ._config import StudyConfig, load_preset
+from ._pruners import PrunerConfig, make_pruner
+from ._runner import run
 
-__all__ = ["GROUP_FIELDS", "main", "saved_artifacts"]
+__all__ = ["PrunerConfig", "StudyConfig", "load_preset", "main", "make_pruner", "parse_set", "run"]

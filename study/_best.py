@@ -10,31 +10,22 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from objectives import ConfigError, TrialConfig
+from objectives import GROUP_FIELDS, ConfigError, TrialConfig, TrialRecord, config_value, file_stem
 from storage import study_names
 
-#: ``--by`` names -> where the value sits in a trial's resolved config
-GROUP_FIELDS = {
-    "neuron": ("model", "neuron"),
-    "surrogate": ("model", "surrogate"),
-    "backprop": ("training", "backprop"),
-    "encoding": ("model", "encoding"),
-    "loss": ("training", "loss"),
-    "optimizer": ("training", "optimizer"),
-}
 
-
-def completed_trials(storage, name: str) -> list[tuple[str, optuna.trial.FrozenTrial]]:
-    """``(study name, trial)`` for every complete trial of ``name`` (and its per-combination studies)."""
+def completed_trials(storage, name: str) -> list[TrialRecord]:
+    """The record of every complete trial of ``name`` (and its per-combination studies)."""
     out = []
     for study_name in study_names(storage, name):
         study = optuna.load_study(study_name=study_name, storage=storage)
-        out += [(study_name, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        out += [TrialRecord.from_frozen_trial(study_name, t)
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return out
 
 
 def parse_by(value: str) -> list[str]:
-    """``"neuron,surrogate"`` -> ``["neuron", "surrogate"]``, checked against :data:`GROUP_FIELDS`."""
+    """``"neuron,surrogate"`` -> ``["neuron", "surrogate"]``, checked against ``objectives.GROUP_FIELDS``."""
     keys = [k.strip() for k in value.split(",") if k.strip()]
     for k in keys:
         if k not in GROUP_FIELDS:
@@ -58,18 +49,17 @@ def export(
     trials = completed_trials(storage, name)
     if not trials:
         raise ConfigError("--study", name, "has no complete trial yet; run it first (snn-study run)")
-    best: dict[tuple, tuple[str, optuna.trial.FrozenTrial]] = {}
-    for study_name, t in trials:
-        cfg = t.user_attrs["config"]
-        key = tuple(cfg[GROUP_FIELDS[k][0]][GROUP_FIELDS[k][1]] for k in by)
-        if key not in best or t.value > best[key][1].value:
-            best[key] = (study_name, t)
-    overall = max(best.values(), key=lambda st: st[1].value)
+    best: dict[tuple, TrialRecord] = {}
+    for t in trials:
+        key = tuple(config_value(t.config, k) for k in by)
+        if key not in best or t.value > best[key].value:
+            best[key] = t
+    overall = max(best.values(), key=lambda t: t.value)
     _create_out(out)
     written = []
-    for key, (study_name, t) in sorted(best.items()):
-        written.append(_write(out / ("-".join(map(str, key)) + ".yaml"), study_name, t))
-    written.append(_write(out / "best.yaml", *overall))
+    for key, t in sorted(best.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        written.append(_write(out / (file_stem(key) + ".yaml"), t))
+    written.append(_write(out / "best.yaml", overall))
     return written
 
 
@@ -83,11 +73,12 @@ def _create_out(out: Path) -> None:
         raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
-def _write(path: Path, study_name: str, trial: optuna.trial.FrozenTrial) -> Path:
-    config = TrialConfig.from_dict(trial.user_attrs["config"]).to_dict()  # validated: it must re-run as is
+def _write(path: Path, trial: TrialRecord) -> Path:
+    config = TrialConfig.from_dict(trial.config).to_dict()  # validated: it must re-run as is
+    test = trial.test_acc if trial.test_acc is not None else float("nan")
     header = (
-        f"# best of study {study_name!r}: trial {trial.number}, validation accuracy {trial.value:.4f}, "
-        f"test accuracy {trial.user_attrs.get('test_acc', float('nan')):.4f}\n"
+        f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {trial.value:.4f}, "
+        f"test accuracy {test:.4f}\n"
         f"# re-run: snn-study train --config {path.name}\n"
     )
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))

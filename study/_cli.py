@@ -64,21 +64,29 @@ def read_yaml(path: str, what: str = "--config") -> dict[str, Any]:
 
 
 def _registry_help() -> str:
-    from objectives import BACKPROPS, DATASETS, ENCODINGS, LOSSES, NEURONS, OPTIMIZERS, SURROGATES
+    from objectives import (
+        BACKPROPS,
+        DATASET_NAMES,
+        ENCODING_SPECS,
+        LOSS_SPECS,
+        NEURON_SPECS,
+        OPTIMIZER_NAMES,
+        SURROGATE_SPECS,
+    )
 
     lines = ["registry keys:"]
     for field, registry in (
-        ("model.neuron", NEURONS),
-        ("model.surrogate", SURROGATES),
-        ("model.encoding", ENCODINGS),
+        ("model.neuron", NEURON_SPECS),
+        ("model.surrogate", SURROGATE_SPECS),
+        ("model.encoding", ENCODING_SPECS),
         ("training.backprop", BACKPROPS),
-        ("training.loss", LOSSES),
-        ("training.optimizer", OPTIMIZERS),
-        ("dataset.name", DATASETS),
+        ("training.loss", LOSS_SPECS),
+        ("training.optimizer", OPTIMIZER_NAMES),
+        ("dataset.name", DATASET_NAMES),
     ):
         lines.append(f"  {field:<20} {', '.join(registry)}")
     lines.append("surrogate parameters (model.surrogate_args):")
-    for name, spec in SURROGATES.items():
+    for name, spec in SURROGATE_SPECS.items():
         args = ", ".join(f"{k}={v:g}" for k, v in spec.params.items()) or "none"
         lines.append(f"  {name:<28} {args}")
     return "\n".join(lines)
@@ -232,7 +240,7 @@ def _check_datasets(cfg) -> None:
 
     from ._space import FIELDS
 
-    names = cfg.search._choices(FIELDS["dataset"])
+    names = cfg.search.choices(FIELDS["dataset"])
     for name in names:
         load(cfg.search.base.replace(**{"dataset.name": name}).dataset)
 
@@ -362,10 +370,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _dashboard_artifacts(args: argparse.Namespace, storage) -> Path:
     """``--artifacts``, else the folder the storage's studies saved their weights in (``study.artifacts``), else
     the storage's default; the dashboard only reads, so nothing is created."""
-    from objectives import ConfigError
+    from objectives import ConfigError, saved_artifacts
     from storage import artifact_dir
-
-    from ._runner import saved_artifacts
 
     if args.artifacts is not None:
         if not Path(args.artifacts).is_dir():
@@ -460,7 +466,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nsnn-study {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def run() -> None:
-    sys.exit(main())

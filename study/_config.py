@@ -14,13 +14,21 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from objectives import ConfigError, TrialConfig
-from objectives._config import SECTIONS, _coerce, _plain
+from objectives import (
+    COMBINATION_PATHS,
+    SECTIONS,
+    ConfigError,
+    TrialConfig,
+    cell_study_name,
+    coerce,
+    plain,
+    study_name_problem,
+)
 from storage import DEFAULT_URL
 
 from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
-from ._space import COMBINATION, SearchSpace
+from ._space import SearchSpace
 
 PRESETS = ("quick", "mnist-grid", "mnist-tpe")
 
@@ -77,8 +85,8 @@ class StudyConfig:
         elif settings.n_trials is None:
             raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
         if settings.per_combination:
-            for path in COMBINATION:
-                if not any(c.path == path for c in space.categorical) and len(space._choices(path)) != 1:
+            for path in COMBINATION_PATHS:
+                if not any(c.path == path for c in space.categorical) and len(space.choices(path)) != 1:
                     raise ConfigError("study.per_combination", True, f"needs {path} in search or fixed")
         return cls(settings, space, data)
 
@@ -86,11 +94,7 @@ class StudyConfig:
         """``(study name, search space)`` for each study this config runs: one, or one per combination."""
         if not self.study.per_combination:
             return [(self.study.name, self.search)]
-        out = []
-        for combo in self.search.combinations():
-            label = "-".join(str(combo[p]) for p in COMBINATION)
-            out.append((f"{self.study.name}/{label}", self.search.restricted(combo)))
-        return out
+        return [(cell_study_name(self.study.name, c), self.search.restricted(c)) for c in self.search.combinations()]
 
     def target(self, space: SearchSpace) -> int:
         """Finished trials one study of this config should reach."""
@@ -101,7 +105,7 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as given, with the ``study`` section resolved (storage, name, trials)."""
         out = dict(self.raw)
-        out["study"] = _plain(dataclasses.asdict(self.study))
+        out["study"] = plain(dataclasses.asdict(self.study))
         return out
 
 
@@ -130,12 +134,15 @@ def _settings(data: Any) -> StudySettings:
                 raise ConfigError("study.devices", value, "expected a list like [cuda:0, cuda:1]")
             values[key] = tuple(value) if value else None
         else:
-            values[key] = _coerce(f"study.{key}", value, hints[key])
+            values[key] = coerce(f"study.{key}", value, hints[key])
     settings = StudySettings(**values)
     if settings.sampler not in SAMPLERS:
         raise ConfigError("study.sampler", settings.sampler, f"allowed: {', '.join(SAMPLERS)}")
     if not settings.name or any(c in settings.name for c in "\n\t"):
         raise ConfigError("study.name", settings.name, "expected a non-empty name on one line")
+    problem = study_name_problem(settings.name)
+    if problem:
+        raise ConfigError("study.name", settings.name, problem)
     if settings.n_trials is not None and settings.n_trials < 1:
         raise ConfigError("study.n_trials", settings.n_trials, "must be >= 1")
     if settings.heartbeat_interval < 1 or settings.grace_period <= settings.heartbeat_interval:

@@ -27,13 +27,13 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from objectives import Objective, TrainingDiverged
-from storage import EpochLog, artifact_store, open_storage
+from objectives import STUDY_CONFIG_ATTR, Objective, TrainingDiverged, TrialRecord
+from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
 
 from ._config import StudyConfig
 from ._pruners import make_pruner
 from ._samplers import make_sampler
-from ._space import COMBINATION, SearchSpace
+from ._space import SearchSpace
 
 POLL_SECONDS = 2.0
 #: the direction and metric every study optimizes
@@ -50,16 +50,14 @@ class Progress:
     best: float | None
 
 
-def _is_done(t: optuna.trial.FrozenTrial) -> bool:
-    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-        t.state == TrialState.FAIL and "failure" in t.user_attrs
-    )
+def _is_done(study: optuna.Study, t: optuna.trial.FrozenTrial) -> bool:
+    return TrialRecord.from_frozen_trial(study.study_name, t).done
 
 
 def progress(study: optuna.Study) -> Progress:
     """Trials done (complete, pruned, or failed for good), running and waiting, and the best value."""
     trials = study.get_trials(deepcopy=False)
-    done = sum(_is_done(t) for t in trials)
+    done = sum(_is_done(study, t) for t in trials)
     values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     return Progress(
         done=done,
@@ -69,7 +67,7 @@ def progress(study: optuna.Study) -> Progress:
     )
 
 
-def _load(cfg: StudyConfig, name: str, space: SearchSpace, storage, worker: int = 0) -> optuna.Study:
+def _create_or_load(cfg: StudyConfig, name: str, space: SearchSpace, storage, worker: int = 0) -> optuna.Study:
     return optuna.create_study(
         study_name=name,
         storage=storage,
@@ -93,17 +91,6 @@ def _open(cfg: StudyConfig):
     )
 
 
-#: the study user attribute that keeps the study's config (``StudyConfig.to_dict()``)
-STUDY_CONFIG_ATTR = "study_config"
-
-
-def saved_artifacts(user_attrs: dict[str, Any]) -> str | None:
-    """The artifact folder a study's config named (``study.artifacts``), read from the study's user
-    attributes; ``None`` when it named none (the storage's default folder, :func:`storage.artifact_dir`)."""
-    config = user_attrs.get(STUDY_CONFIG_ATTR) or {}
-    return (config.get("study") or {}).get("artifacts")
-
-
 def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
     return tuple(repr(params.get(k)) for k in keys)
 
@@ -111,7 +98,7 @@ def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
 def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
-        study = _load(cfg, name, space, storage)
+        study = _create_or_load(cfg, name, space, storage)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names([METRIC])
@@ -125,7 +112,7 @@ def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
     keys = [c.key for c in space.categorical]
     covered = set()
     for t in study.get_trials(deepcopy=False):
-        if _is_done(t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
+        if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
             params = t.params or t.system_attrs.get("fixed_params", {})
             covered.add(_param_key(params, keys))
     added = 0
@@ -152,17 +139,18 @@ class _Reporter:
                 flush=True,
             )
 
-    def trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        cfg = trial.user_attrs.get("config", {})
-        combo = "/".join(str(cfg.get(s, {}).get(f, "?")) for s, f in (path.split(".") for path in COMBINATION))
-        if trial.state == TrialState.COMPLETE:
-            what = f"val {trial.value:.2%} test {trial.user_attrs.get('test_acc', float('nan')):.2%}"
-        elif trial.state == TrialState.PRUNED:
-            what = f"pruned at epoch {trial.user_attrs.get('pruned_at', '?')}"
+    def trial(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        t = TrialRecord.from_frozen_trial(study.study_name, frozen)
+        if t.state == "COMPLETE":
+            test = t.test_acc if t.test_acc is not None else float("nan")
+            what = f"val {t.value:.2%} test {test:.2%}"
+        elif t.state == "PRUNED":
+            what = f"pruned at epoch {t.pruned_at if t.pruned_at is not None else '?'}"
         else:
-            what = f"failed: {trial.user_attrs.get('failure', 'error')}"
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0
-        print(f"{self.prefix}{study.study_name} trial {trial.number} {combo}: {what} ({seconds:.0f}s)", file=sys.stderr, flush=True)
+            what = f"failed: {t.failure or 'error'}"
+        combo = "/".join(t.combination.as_dict().values())
+        print(f"{self.prefix}{t.study} trial {t.number} {combo}: {what} ({t.duration_s or 0:.0f}s)",
+              file=sys.stderr, flush=True)
 
 
 def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bool = False,
@@ -174,8 +162,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
     reporter = _Reporter(worker, quiet)
     try:
         for name, space in cfg.studies():
-            study = _load(cfg, name, space, storage, worker)
-            objective = Objective(space.suggest, name, epoch_log, store, device, on_epoch=reporter.epoch)
+            study = _create_or_load(cfg, name, space, storage, worker)
+            objective = Objective(space.suggest, store, device, on_epoch=_on_epoch(name, epoch_log, reporter))
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study)
@@ -193,6 +181,16 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere (or its worker died)
     finally:
         epoch_log.close()
+
+
+def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
+    """What a worker does after each epoch of a trial: record it in the per-epoch table, then print it."""
+
+    def on_epoch(trial, cfg, metrics) -> None:
+        epoch_log.record(study_name, trial.number, trial_id(trial), metrics)
+        reporter.epoch(trial, cfg, metrics)
+
+    return on_epoch
 
 
 def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Objective, grid: bool,
@@ -215,7 +213,7 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
             warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
             trial = study.ask()
     state, value = TrialState.COMPLETE, None
-    with _heartbeat(storage, trial._trial_id):
+    with _heartbeat(storage, trial_id(trial)):
         try:
             value = objective(trial)
         except optuna.TrialPruned:
@@ -235,11 +233,11 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
 def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
     for queued in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
-            claimed = storage.set_trial_state_values(queued._trial_id, state=TrialState.RUNNING)
+            claimed = storage.set_trial_state_values(trial_id(queued), state=TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished by another worker since we read it
         if claimed:
-            return optuna.Trial(study, queued._trial_id)  # what study.ask() makes of a trial it popped
+            return trial_of(study, queued)
     return None
 
 
@@ -423,4 +421,4 @@ def _one_line_thread_errors(index: int):
     return hook
 
 
-__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "saved_artifacts", "work", "worker_main"]
+__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]

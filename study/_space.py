@@ -22,15 +22,20 @@ from typing import Any
 
 import optuna
 
-from objectives import NEURONS, SURROGATES, ConfigError, TrialConfig
-from objectives._config import SECTIONS
+from objectives import (
+    COMBINATION_PATHS,
+    NEURON_SPECS,
+    SECTIONS,
+    SURROGATE_PARAMS,
+    SURROGATE_SPECS,
+    Combination,
+    ConfigError,
+    TrialConfig,
+)
 
 #: bare field name -> "section.field", for every run-config field (names are unique across sections)
 FIELDS = {f.name: f"{section}.{f.name}" for section, kind in SECTIONS.items() for f in fields(kind)}
 FIELDS["dataset"] = "dataset.name"
-SURROGATE_PARAMS = sorted({p for s in SURROGATES.values() for p in s.params})
-#: the categorical fields whose combinations name a study per combination, in this order
-COMBINATION = ("model.neuron", "model.surrogate", "training.backprop")
 #: fields that are not searchable: where the data is and how the run is set up
 FIXED_ONLY = {"dataset.root", "dataset.download", "training.device", "model.surrogate_args"}
 SMALLEST_GAP = 1e-3
@@ -79,10 +84,12 @@ class SearchSpace:
     """The parsed ``search`` section over a base run config."""
 
     def __init__(self, base: TrialConfig, search: Mapping[str, Any] | None):
+        #: the ``search`` section as given
+        self.search: dict[str, Any] = dict(search or {})
         self.categorical: list[Categorical] = []
         self.ranges: list[Range] = []
         fixed: dict[str, Any] = {}
-        for key, value in (search or {}).items():
+        for key, value in self.search.items():
             path = _resolve(str(key))
             if path in FIXED_ONLY:
                 raise ConfigError(f"search.{key}", value, "not searchable; set it in its own section")
@@ -111,32 +118,33 @@ class SearchSpace:
             for value in (r.low, r.high):
                 if r.path.startswith("surrogate_args."):
                     continue  # checked per surrogate when sampled; any positive number is a shape
-                if r.path == "model.alpha" or (r.path == "model.beta" and self._choices("model.neuron") != ["leaky"]):
+                if r.path == "model.alpha" or (r.path == "model.beta" and self.choices("model.neuron") != ["leaky"]):
                     continue  # neuron-specific bounds are narrowed when sampling
-                if r.path == "training.tbptt_window" and "tbptt" not in self._choices("training.backprop"):
+                if r.path == "training.tbptt_window" and "tbptt" not in self.choices("training.backprop"):
                     continue
                 _override(self.base, {r.path: int(value) if r.integer else value}, f"search.{r.key}")
-        backprops = self._choices("training.backprop")
+        backprops = self.choices("training.backprop")
         if "tbptt" in backprops:
             window = self._high("training.tbptt_window")
             steps = self._low("model.num_steps")
             if window > steps:
                 raise ConfigError("search.tbptt_window", window, f"must be <= the fewest time steps searched ({steps})")
-        if "alpha" in self._choices("model.neuron") and self._high("model.alpha") <= self._low("model.beta"):
+        if "alpha" in self.choices("model.neuron") and self._high("model.alpha") <= self._low("model.beta"):
             raise ConfigError(
                 "search.alpha", self._high("model.alpha"), f"the alpha neuron needs alpha > beta (beta from {self._low('model.beta')})"
             )
-        if "lapicque" in self._choices("model.neuron") and self._high("model.beta") <= 1 / math.e:
+        if "lapicque" in self.choices("model.neuron") and self._high("model.beta") <= 1 / math.e:
             raise ConfigError("search.beta", self._high("model.beta"), "the lapicque neuron needs beta > 1/e somewhere in the range")
         for r in self.ranges:
             if r.path.startswith("surrogate_args."):
                 param = r.path.split(".", 1)[1]
-                if not any(param in SURROGATES[s].params for s in self._choices("model.surrogate")):
+                if not any(param in SURROGATE_SPECS[s].params for s in self.choices("model.surrogate")):
                     raise ConfigError(
-                        f"search.{r.key}", param, f"no searched surrogate has this parameter ({', '.join(self._choices('model.surrogate'))})"
+                        f"search.{r.key}", param, f"no searched surrogate has this parameter ({', '.join(self.choices('model.surrogate'))})"
                     )
 
-    def _choices(self, path: str) -> list:
+    def choices(self, path: str) -> list:
+        """The values field ``path`` (``model.neuron``) takes: its categorical choices, else its one fixed value."""
         for cat in self.categorical:
             if cat.path == path:
                 return list(cat.choices)
@@ -147,11 +155,11 @@ class SearchSpace:
 
     def _low(self, path: str) -> float:
         r = self._range(path)
-        return r.low if r else min(self._choices(path))
+        return r.low if r else min(self.choices(path))
 
     def _high(self, path: str) -> float:
         r = self._range(path)
-        return r.high if r else max(self._choices(path))
+        return r.high if r else max(self.choices(path))
 
     # ---- grid and combinations ----
 
@@ -160,17 +168,16 @@ class SearchSpace:
         keys = [c.key for c in self.categorical]
         return [dict(zip(keys, combo)) for combo in itertools.product(*(c.choices for c in self.categorical))]
 
-    def combinations(self) -> list[dict[str, str]]:
-        """Every neuron x surrogate x backprop combination searched, as ``{path: value}``."""
-        return [dict(zip(COMBINATION, combo)) for combo in itertools.product(*(self._choices(p) for p in COMBINATION))]
+    def combinations(self) -> list[Combination]:
+        """Every neuron x surrogate x backprop combination searched."""
+        product = itertools.product(*(self.choices(p) for p in COMBINATION_PATHS))
+        return [Combination(*(str(v) for v in combo)) for combo in product]
 
-    def restricted(self, combination: Mapping[str, Any]) -> SearchSpace:
-        """The same space with ``combination``'s categorical fields fixed (one study per combination)."""
-        space = object.__new__(SearchSpace)
-        space.categorical = [c for c in self.categorical if c.path not in combination]
-        space.ranges = list(self.ranges)
-        space.base = _override(self.base, dict(combination), "search")
-        return space
+    def restricted(self, combination: Combination) -> SearchSpace:
+        """The same space with ``combination``'s fields fixed (the space of one per-combination study)."""
+        fixed = combination.as_paths()
+        search = {k: v for k, v in self.search.items() if _resolve(str(k)) not in fixed}
+        return SearchSpace(_override(self.base, fixed, "search"), search)
 
     # ---- sampling ----
 
@@ -187,7 +194,7 @@ class SearchSpace:
             if r.path == "training.tbptt_window" and current.training.backprop != "tbptt":
                 continue
             if r.path == "model.alpha":
-                if "alpha" not in NEURONS[neuron].params:
+                if "alpha" not in NEURON_SPECS[neuron].params:
                     continue
                 if neuron == "alpha":
                     beta = values.get("model.beta", current.model.beta)
@@ -198,7 +205,7 @@ class SearchSpace:
                 high = min(high, 1 - SMALLEST_GAP)
             if r.path.startswith("surrogate_args."):
                 param = r.path.split(".", 1)[1]
-                if param not in SURROGATES[surrogate].params:
+                if param not in SURROGATE_SPECS[surrogate].params:
                     continue
                 name = f"{surrogate}.{param}"
             elif (low, high) != (r.low, r.high):
@@ -267,7 +274,8 @@ def _override(base: TrialConfig, values: Mapping[str, Any], where: str) -> Trial
     """
     values = dict(values)
     if "model.surrogate" in values and "model.surrogate_args" not in values:
-        own = SURROGATES[values["model.surrogate"]].params if values["model.surrogate"] in SURROGATES else {}
+        surrogate = values["model.surrogate"]
+        own = SURROGATE_SPECS[surrogate].params if surrogate in SURROGATE_SPECS else {}
         values["model.surrogate_args"] = {k: v for k, v in base.model.surrogate_args.items() if k in own}
     try:
         return base.replace(**values)

@@ -20,7 +20,7 @@ TOL = dict(rtol=0, atol=1e-5)
 def make(name, reset, spike_fn=None, threshold=0.7):
     cls = NEURONS[name]
     spike_fn = spike_fn or SURROGATES["fast_sigmoid"].make()
-    return cls(spike_fn, threshold=threshold, reset_mechanism=reset, **{p: PARAMS[p] for p in cls.params})
+    return cls(spike_fn, threshold=threshold, reset_mechanism=reset, **{p: PARAMS[p] for p in cls.spec.params})
 
 
 def stepped(neuron, current, state, constant):

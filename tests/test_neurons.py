@@ -15,7 +15,7 @@ PARAMS = {"beta": 0.6, "alpha": 0.85}
 
 def make(name, reset, threshold=0.7):
     cls = NEURONS[name]
-    kwargs = {p: PARAMS[p] for p in cls.params}
+    kwargs = {p: PARAMS[p] for p in cls.spec.params}
     return cls(SURROGATES["fast_sigmoid"].make(), threshold=threshold, reset_mechanism=reset, **kwargs)
 
 

@@ -16,7 +16,7 @@ def test_a_trial_reporting_a_bad_value_at_its_first_epochs_is_pruned(tiny):
     plan = [good, good, bad]
     study = optuna.create_study(direction="maximize",
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
-    study.optimize(Objective(lambda trial: plan[trial.number], "s"), n_trials=3, catch=(TrainingDiverged,))
+    study.optimize(Objective(lambda trial: plan[trial.number]), n_trials=3, catch=(TrainingDiverged,))
     first, second, third = study.trials
     assert first.state == second.state == TrialState.COMPLETE
     assert list(first.intermediate_values) == [1, 2, 3, 4]  # one report per epoch
@@ -32,7 +32,7 @@ def test_a_trial_is_not_pruned_at_its_last_epoch(tiny):
     plan = [good, good, bad]
     study = optuna.create_study(direction="maximize",
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
-    study.optimize(Objective(lambda trial: plan[trial.number], "s"), n_trials=3)
+    study.optimize(Objective(lambda trial: plan[trial.number]), n_trials=3)
     assert study.trials[2].state == TrialState.COMPLETE and "test_acc" in study.trials[2].user_attrs
 
 

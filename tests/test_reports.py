@@ -306,7 +306,7 @@ def test_per_combination_studies_are_reported_by_their_prefix(tmp_path, db):
     proc = cli("report", "--study", PER_COMBO, "--storage", db, "--out", str(out), "--no-dashboard")
     assert proc.returncode == 0, proc.stderr
     table = rows(out / "trials.csv")
-    assert {r["study"] for r in table} == {"pc/leaky-atan-bptt", "pc/synaptic-atan-bptt"} and len(table) == 4
+    assert {r["study"] for r in table} == {"pc::leaky/atan/bptt", "pc::synaptic/atan/bptt"} and len(table) == 4
     assert all(r["params_lr"] is not None for r in table)
     summary = rows(out / "summary.csv")
     assert [(r["neuron"], r["trials"]) for r in summary] == [("leaky", 2), ("synaptic", 2)]

@@ -139,7 +139,7 @@ def test_per_combination_makes_one_study_per_neuron_surrogate_backprop():
                    "lr": {"low": 0.001, "high": 0.01}},
     })
     names = [n for n, _ in cfg.studies()]
-    assert names == ["s/leaky-atan-bptt", "s/leaky-atan-rtrl", "s/alpha-atan-bptt", "s/alpha-atan-rtrl"]
+    assert names == ["s::leaky/atan/bptt", "s::leaky/atan/rtrl", "s::alpha/atan/bptt", "s::alpha/atan/rtrl"]
     _, space = cfg.studies()[2]
     trial, cfg2 = sample({}, n=1, base=space.base)[0]
     assert (cfg2.model.neuron, cfg2.training.backprop) == ("alpha", "bptt")

@@ -18,7 +18,7 @@ from test_study_run import study_yaml
 from objectives import Objective
 from storage import open_storage
 from study._config import StudyConfig
-from study._runner import _heartbeat, _load, _Reporter, prepare, run_one
+from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, run_one
 
 
 def _setup(tmp_path, **study):
@@ -26,11 +26,11 @@ def _setup(tmp_path, **study):
     storage = open_storage(cfg.study.storage, heartbeat_interval=1)
     prepare(cfg, storage)
     (name, space), = cfg.studies()
-    return cfg, storage, _load(cfg, name, space, storage), space
+    return cfg, storage, _create_or_load(cfg, name, space, storage), space
 
 
 def _objective(space, name):
-    return Objective(space.suggest, name)
+    return Objective(space.suggest)
 
 
 def test_a_grid_worker_that_finds_the_queue_taken_runs_nothing_and_adds_no_trial(tmp_path):

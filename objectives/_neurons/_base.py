@@ -9,7 +9,7 @@ import torch
 from snntorch._neurons.neurons import SpikingNeuron
 from torch import nn
 
-RESET_MECHANISMS = ("subtract", "zero", "none")
+from .._specs import RESET_MECHANISMS, NeuronSpec
 
 State = tuple[torch.Tensor, ...]
 
@@ -28,18 +28,17 @@ class Neuron(nn.Module):
     reaches them, in either path.
     """
 
+    #: the neuron's name, config fields (besides threshold), default reset and rule
+    spec: ClassVar[NeuronSpec]
     #: state variables, in snntorch's argument order; the membrane is last
     state_names: ClassVar[tuple[str, ...]] = ("mem",)
-    #: config fields (besides threshold) this neuron reads
-    params: ClassVar[tuple[str, ...]] = ("beta",)
     #: whether :meth:`backward_window` emits, for each step, the tensor ``local(t)`` gave it
     #: (updated in place): the input gradient is the membrane gradient
     emits_local: ClassVar[bool] = False
-    default_reset: ClassVar[str] = "subtract"
 
     def __init__(self, spike_fn, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__()
-        reset_mechanism = reset_mechanism or self.default_reset
+        reset_mechanism = reset_mechanism or self.spec.default_reset
         if reset_mechanism not in RESET_MECHANISMS:
             raise ValueError(
                 f"reset_mechanism={reset_mechanism!r} is not one of {', '.join(RESET_MECHANISMS)}"
@@ -50,11 +49,6 @@ class Neuron(nn.Module):
         self.reset_mechanism = reset_mechanism
         self.register_buffer("threshold", torch.as_tensor(float(threshold)))
         self._unit_threshold = float(threshold) == 1.0
-
-    @classmethod
-    def check(cls, **params: float) -> tuple[str, str] | None:
-        """``(parameter, why)`` when these parameters cannot work for this neuron, else ``None``."""
-        return None
 
     def init_state(self, like: torch.Tensor) -> State:
         """All-zero state shaped like one time step of input (snntorch's start)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import snntorch as snn
 import torch
 
+from .._specs import NEURON_SPECS
 from ._base import Neuron, State
 
 
@@ -14,30 +15,21 @@ class Alpha(Neuron):
     """Alpha-kernel neuron: the membrane's response to one input spike is ``tau (alpha^t - beta^t)``."""
 
     state_names = ("syn_exc", "syn_inh", "mem")
-    params = ("alpha", "beta")
-    default_reset = "zero"
+    spec = NEURON_SPECS["alpha"]
 
     def __init__(
         self, spike_fn, alpha: float = 0.9, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None
     ):
         super().__init__(spike_fn, threshold, reset_mechanism)
-        problem = self.check(alpha=alpha, beta=beta)
+        problem = self.spec.check(alpha=alpha, beta=beta)
         if problem:
             raise ValueError(problem[1])
         self.register_buffer("alpha", torch.as_tensor(float(alpha)).clamp(0, 1))
         self.register_buffer("beta", torch.as_tensor(float(beta)))
         # snntorch computes tau from alpha and beta at every step; once here is the same value
-        # (check() keeps both in (0, 1), so its clamps change nothing) and five kernels less per step
+        # (the spec's rule keeps both in (0, 1), so its clamps change nothing) and five kernels less per step
         tau = torch.log(self.alpha) / (torch.log(self.beta) - torch.log(self.alpha)) + 1
         self.register_buffer("tau", tau, persistent=False)
-
-    @classmethod
-    def check(cls, alpha: float = 0.9, beta: float = 0.5, **_) -> tuple[str, str] | None:
-        if not alpha > beta:
-            return "alpha", f"the alpha neuron needs alpha > beta (beta={beta})"
-        if not 0 < beta < 1:
-            return "beta", "the alpha neuron needs 0 < beta < 1 (log(beta) divides)"
-        return None
 
     def _traces(self, x, syn_exc, syn_inh):
         syn_exc = self.alpha * syn_exc + x

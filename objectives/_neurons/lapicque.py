@@ -8,11 +8,10 @@ config requires ``beta > 1/e`` for this neuron.
 
 from __future__ import annotations
 
-import math
-
 import snntorch as snn
 import torch
 
+from .._specs import NEURON_SPECS
 from ._base import Neuron, State
 
 
@@ -20,11 +19,11 @@ class Lapicque(Neuron):
     """Lapicque (RC circuit) integrate-and-fire neuron."""
 
     state_names = ("mem",)
-    params = ("beta",)
+    spec = NEURON_SPECS["lapicque"]
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__(spike_fn, threshold, reset_mechanism)
-        problem = self.check(beta=beta)
+        problem = self.spec.check(alpha=0.0, beta=beta)
         if problem:
             raise ValueError(problem[1])
         beta_t = torch.as_tensor(float(beta))
@@ -37,12 +36,6 @@ class Lapicque(Neuron):
         rc = self.R * self.C
         self.register_buffer("inv_rc", 1 / rc, persistent=False)
         self.register_buffer("decay", 1 - self.time_step / rc, persistent=False)
-
-    @classmethod
-    def check(cls, beta: float = 0.5, **_) -> tuple[str, str] | None:
-        if not 1 / math.e < beta < 1:
-            return "beta", "the lapicque neuron needs 1/e < beta < 1 (its decay per step is 1 - log(1/beta))"
-        return None
 
     def _integrate(self, x, mem):
         # snntorch's x * R * (1 / RC) * time_step + (1 - time_step / RC) * mem, with R and the

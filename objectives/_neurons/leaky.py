@@ -5,6 +5,7 @@ from __future__ import annotations
 import snntorch as snn
 import torch
 
+from .._specs import NEURON_SPECS
 from ._base import Neuron, State
 
 
@@ -12,7 +13,7 @@ class Leaky(Neuron):
     """First-order leaky integrate-and-fire neuron."""
 
     state_names = ("mem",)
-    params = ("beta",)
+    spec = NEURON_SPECS["leaky"]
     emits_local = True  # dU[t]/dI[t] = 1
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):

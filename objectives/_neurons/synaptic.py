@@ -6,6 +6,7 @@ from __future__ import annotations
 import snntorch as snn
 import torch
 
+from .._specs import NEURON_SPECS
 from ._base import Neuron, State
 
 
@@ -13,7 +14,7 @@ class Synaptic(Neuron):
     """Second-order LIF neuron: a decaying synaptic current feeds a leaky membrane."""
 
     state_names = ("syn", "mem")
-    params = ("alpha", "beta")
+    spec = NEURON_SPECS["synaptic"]
 
     def __init__(
         self, spike_fn, alpha: float = 0.9, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None

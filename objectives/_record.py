@@ -1,0 +1,187 @@
+"""What a trial stores, in one schema: :class:`TrialRecord`, :class:`EpochMetrics` and the study's own attributes.
+
+Optuna keeps a trial's state, value, parameters and times. Everything else a trial of
+this project records (its resolved run config, results, why it stopped, where its
+weights are, which stage of a comparison it belongs to) is an Optuna user attribute.
+The objective writes those through :meth:`TrialRecord.attrs` and
+:meth:`TrialRecord.to_user_attrs`; the runner, ``best``, the dashboard note and the
+reports read them through :meth:`TrialRecord.from_frozen_trial`. The attribute names
+are the dataclass's field names: they are spelled nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._codec import Combination, parse_study_name
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+#: the study user attribute that keeps the study's config (the study config's ``to_dict()``)
+STUDY_CONFIG_ATTR = "study_config"
+
+
+def layer_names(n: int) -> list[str]:
+    """Names of ``n`` spiking layers, as spike rates are reported: ``conv1`` ... ``conv{n-1}``, then ``output``."""
+    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_acc: float
+    spike_rates: tuple[float, ...]
+    seconds: float
+    train_samples_per_s: float
+
+
+def _attr(default: Any = None) -> Any:
+    """A field stored as an Optuna user attribute of the same name."""
+    return field(default=default, metadata={"user_attr": True})
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as this project reads it: Optuna's fields and the project's user attributes.
+
+    The fields up to ``intermediate_values`` are Optuna's own; every later field is a
+    user attribute of the same name (``None`` or empty while the trial has not set it).
+    """
+
+    study: str
+    number: int
+    #: Optuna's state name: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``
+    state: str
+    #: the objective value (best validation accuracy) of a complete trial
+    value: float | None = None
+    #: Optuna parameters; a waiting trial's are the ones it was queued with
+    params: Mapping[str, Any] = field(default_factory=dict)
+    datetime_start: datetime | None = None
+    datetime_complete: datetime | None = None
+    #: validation accuracy reported per epoch (Optuna's intermediate values)
+    intermediate_values: Mapping[int, float] = field(default_factory=dict)
+
+    #: the resolved run config (``TrialConfig.to_dict()``), set when the trial starts
+    config: Mapping[str, Any] | None = _attr()
+    #: the comparison stage the trial belongs to (``tune`` or ``replicate``), if any
+    stage: str | None = _attr()
+    #: free labels (e.g. how the trial was launched)
+    tags: tuple[str, ...] = _attr(())
+    #: test accuracy of the best-validation weights
+    test_acc: float | None = _attr()
+    best_epoch: int | None = _attr()
+    #: epochs trained
+    epochs: int | None = _attr()
+    seconds: float | None = _attr()
+    train_samples_per_s: float | None = _attr()
+    #: mean training spike rate per spiking layer at the best epoch (:func:`layer_names` order)
+    spike_rates: tuple[float, ...] = _attr(())
+    n_params: int | None = _attr()
+    stopped_early: bool | None = _attr()
+    #: the epoch after which the pruner stopped the trial
+    pruned_at: int | None = _attr()
+    #: why the trial failed for good (a diverged loss): such a trial is done, not retried
+    failure: str | None = _attr()
+    #: the trial was stopped by Ctrl-C or a signal (it is re-queued when the study resumes)
+    interrupted: bool | None = _attr()
+    #: the Optuna artifact id of the best weights
+    weights_artifact: str | None = _attr()
+
+    @classmethod
+    def attr_names(cls) -> tuple[str, ...]:
+        """The user attribute names this schema writes and reads."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("user_attr"))
+
+    @classmethod
+    def attrs(cls, **values: Any) -> dict[str, Any]:
+        """User attributes from field values (``TrialRecord.attrs(pruned_at=3)``), names checked, values plain."""
+        names = cls.attr_names()
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TypeError(f"{unknown[0]!r} is not a TrialRecord user attribute; allowed: {', '.join(names)}")
+        return {k: _plain(v) for k, v in values.items()}
+
+    def to_user_attrs(self) -> dict[str, Any]:
+        """The user attributes this record sets (fields still ``None`` or empty are left out)."""
+        return {
+            name: _plain(getattr(self, name))
+            for name in self.attr_names()
+            if getattr(self, name) not in (None, ())
+        }
+
+    @classmethod
+    def from_frozen_trial(cls, study: str, trial: FrozenTrial) -> TrialRecord:
+        """The record of an Optuna trial of study ``study``; attributes it does not have stay empty, whatever wrote it."""
+        attrs = trial.user_attrs
+        values: dict[str, Any] = {}
+        for name in cls.attr_names():
+            value = attrs.get(name)
+            if isinstance(value, list):
+                value = tuple(value)
+            if value is not None:
+                values[name] = value
+        if not isinstance(values.get("config"), Mapping):
+            values.pop("config", None)
+        params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        return cls(
+            study=study,
+            number=trial.number,
+            state=trial.state.name,
+            value=trial.value if trial.state.name == "COMPLETE" else None,
+            params=params,
+            datetime_start=trial.datetime_start,
+            datetime_complete=trial.datetime_complete,
+            intermediate_values=dict(trial.intermediate_values),
+            **values,
+        )
+
+    @property
+    def combination(self) -> Combination:
+        """The trial's neuron, surrogate and backprop: from its config (set when it starts), else its
+        (queued) parameters, else its per-combination study's name."""
+        combo = Combination.from_config(self.config).merged(Combination.from_params(self.params))
+        cell = parse_study_name(self.study)
+        return combo.merged(cell.combination) if cell is not None else combo
+
+    @property
+    def done(self) -> bool:
+        """Complete, pruned, or failed for a reason that would repeat: a study counts it and moves on."""
+        return self.state in ("COMPLETE", "PRUNED") or (self.state == "FAIL" and self.failure is not None)
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to completion (``None`` while it runs)."""
+        if self.datetime_start is None or self.datetime_complete is None:
+            return None
+        return (self.datetime_complete - self.datetime_start).total_seconds()
+
+    @property
+    def epochs_run(self) -> int | None:
+        """Epochs trained: the result's count, else the epochs it reported."""
+        return self.epochs if self.epochs is not None else (len(self.intermediate_values) or None)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def saved_artifacts(study_attrs: Mapping[str, Any]) -> str | None:
+    """The artifact folder a study's config named (``study.artifacts``), from the study's user attributes;
+    ``None`` when it named none (the storage's default folder)."""
+    config = study_attrs.get(STUDY_CONFIG_ATTR)
+    section = config.get("study") if isinstance(config, Mapping) else None
+    folder = section.get("artifacts") if isinstance(section, Mapping) else None
+    return folder if isinstance(folder, str) else None

@@ -1,0 +1,23 @@
+"""Optuna's private names the project cannot do without, each behind one function.
+
+Checked against Optuna 4.x and 5.0.0. ``tests/storage/test_optuna_private.py`` fails
+loudly when one of them changes, so an Optuna upgrade breaks here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+
+def trial_id(trial: Any) -> int | None:
+    """The storage's id of ``trial`` (an ``optuna.Trial`` or a ``FrozenTrial``), which Optuna's storages key on
+    but expose only as ``_trial_id``; ``None`` for a trial that has none (``optuna.trial.FixedTrial``)."""
+    return getattr(trial, "_trial_id", None)
+
+
+def trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:
+    """The live ``optuna.Trial`` of a trial this process has just claimed (set RUNNING) in ``study``: what
+    ``study.ask()`` makes of a queued trial it pops."""
+    return optuna.Trial(study, frozen._trial_id)
