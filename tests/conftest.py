@@ -1,34 +1,19 @@
-"""Shared fixtures: a tiny synthetic config that trains in about a second on a CPU."""
+"""Shared fixtures: the tiny synthetic run config, snntorch's neuron list, storages (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import torch
 from snntorch._neurons.neurons import SpikingNeuron
-
-REPO = Path(__file__).resolve().parents[1]
-SNN_STUDY = [sys.executable, "-m", "study"]
+from support import TINY
 
 # Tiny tensors gain nothing from threads, and two processes spinning two threads each on two
 # cores (a worker test, a background study) slow each other a hundredfold.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-TINY = {
-    "dataset": {"name": "synthetic", "val_size": 200},
-    "model": {"channels": [4, 8], "num_steps": 5},
-    "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
-}
 
 
 @pytest.fixture
@@ -43,58 +28,6 @@ def snntorch_instances():
     saved = list(SpikingNeuron.instances)
     yield
     SpikingNeuron.instances[:] = saved
-
-
-def env() -> dict[str, str]:
-    """The environment for a CLI subprocess: one thread per process on a shared 2-core machine."""
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def dashboard_server(url: str, log: Path, *args: str):
-    """``snn-study dashboard --storage url`` (stdout and stderr into ``log``) once it answers: its base URL.
-    Stopped on leaving."""
-    port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", url, "--port", str(port), *args], cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/studies", timeout=10).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise AssertionError(f"the dashboard did not start: {log.read_text()}") from None
-                    time.sleep(0.5)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-
-
-def mnist_root() -> Path | None:
-    """The folder holding MNIST/raw with all four files, if this machine has it."""
-    for candidate in (os.environ.get("SNN_STUDY_DATA"), REPO.parent / "shared" / "data"):
-        if candidate and all(
-            (Path(candidate) / "MNIST" / "raw" / f).exists()
-            for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-        ):
-            return Path(candidate)
-    return None
 
 
 @pytest.fixture
@@ -125,3 +58,12 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path) -> str:
+    """A fresh, empty study storage of each kind the project supports (as Optuna's ``StorageSupplier``):
+    a temporary SQLite file, and a new PostgreSQL database (skipped without a server, except in CI)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, SNN_STUDY, dashboard_server
-from test_reports import FIGURES, GRID, built_study, copy_study
+from support import FIGURES, GRID, REPO, SNN_STUDY, built_study, copy_study, dashboard_server
 
 import reports
 

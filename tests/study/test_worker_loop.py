@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy.exc
 import yaml
 from optuna.trial import TrialState
-from test_study_run import study_yaml
+from support import study_yaml
 
 from objectives import Objective
 from storage import open_storage

@@ -37,7 +37,8 @@ def snntorch_sequential(model):
     layers = []
     for conv, neuron in zip(model.convs, model.neurons):
         layers += [copy.deepcopy(conv), nn.MaxPool2d(2), neuron.to_snntorch(init_hidden=True, track=True)]
-    layers += [nn.Flatten(), copy.deepcopy(model.fc), model.neurons[-1].to_snntorch(init_hidden=True, output=True, track=True)]
+    output = model.neurons[-1].to_snntorch(init_hidden=True, output=True, track=True)
+    layers += [nn.Flatten(), copy.deepcopy(model.fc), output]
     return nn.Sequential(*layers)
 
 

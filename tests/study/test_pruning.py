@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from objectives import Objective, TrainingDiverged, TrialConfig
 from study._pruners import PRUNERS, PrunerConfig, make_pruner
+from study._samplers import SAMPLERS, make_sampler
+from study._space import SearchSpace
 
 
 def test_a_trial_reporting_a_bad_value_at_its_first_epochs_is_pruned(tiny):
@@ -43,18 +46,27 @@ def test_every_pruner_builds_and_patience_wraps_it():
     assert isinstance(patient, optuna.pruners.PatientPruner)
 
 
-def test_every_sampler_proposes_a_valid_config(tiny):
-    from study._samplers import SAMPLERS, make_sampler
-    from study._space import SearchSpace
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_proposes_configs_within_the_space_and_repeats_them_for_the_same_seed(tiny, name):
+    search = {"neuron": ["leaky", "synaptic"], "lr": {"low": 0.001, "high": 0.1, "log": True}}
+    space = SearchSpace(TrialConfig.from_dict(tiny), search)
 
-    space = SearchSpace(TrialConfig.from_dict(tiny), {"neuron": ["leaky", "synaptic"], "lr": {"low": 0.001, "high": 0.1, "log": True}})
-    for name in SAMPLERS:
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(name, seed=0))
-        for _ in range(3):
+    def proposals(seed: int, worker: int = 0) -> list[tuple[str, float]]:
+        study = optuna.create_study(direction="maximize", sampler=make_sampler(name, seed=seed, worker=worker))
+        out = []
+        for _ in range(6):
             trial = study.ask()
             cfg = space.suggest(trial)
+            assert (cfg.model.neuron, cfg.training.lr) == (trial.params["neuron"], trial.params["lr"])
             study.tell(trial, cfg.training.lr)
-        assert len(study.trials) == 3
+            out.append((cfg.model.neuron, cfg.training.lr))
+        return out
+
+    first = proposals(seed=0)
+    assert all(neuron in ("leaky", "synaptic") and 0.001 <= lr <= 0.1 for neuron, lr in first)
+    assert len({lr for _, lr in first}) == len(first)  # a continuous range: no value twice
+    assert proposals(seed=0) == first  # seeded: a study is reproducible
+    assert proposals(seed=0, worker=1) != first  # parallel workers do not propose twins
 
 
 def _run(study: optuna.Study, values: list[float]) -> int | None:

@@ -9,75 +9,42 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from conftest import REPO, SNN_STUDY, dashboard_server
 from optuna.trial import TrialState
+from support import REPO, SNN_STUDY, cli, combos, dashboard_server, load, study_yaml
 
-from storage import open_storage
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def study_yaml(tmp_path: Path, **study) -> Path:
-    """A grid over 2 neurons x 2 surrogates x 2 backprop methods on tiny synthetic data."""
-    db = tmp_path / "study.db"
-    config = {
-        "study": {"name": "grid8", "sampler": "grid", "storage": f"sqlite:///{db}",
-                  "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0}, **study},
-        "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400},
-        "model": {"channels": [4, 8], "num_steps": 5},
-        "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
-        "search": {"neuron": ["leaky", "synaptic"], "surrogate": ["fast_sigmoid", "atan"], "backprop": ["bptt", "tbptt"],
-                   "tbptt_window": 2},
-    }
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def run(*args, timeout=300, **kwargs):
-    return subprocess.run([*SNN_STUDY, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def combos(trials):
-    return Counter(
-        (t.params["neuron"], t.params["surrogate"], t.params["backprop"]) for t in trials if t.state in FINISHED
-    )
-
-
-def load(path: Path, name="grid8"):
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+from storage import open_storage, trial_id
 
 
 def test_a_grid_run_by_three_workers_holds_each_combination_exactly_once(tmp_path):
-    proc = run("run", "--config", str(study_yaml(tmp_path)), "--workers", "3", "--quiet")
+    proc = cli("run", "--config", str(study_yaml(tmp_path)), "--workers", "3", "--quiet")
     assert proc.returncode == 0, proc.stderr
     study = load(tmp_path / "study.db")
     counted = combos(study.trials)
     assert len(counted) == 8 and set(counted.values()) == {1}
     # each finished trial carries what the dashboard and the reports need
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert done and all({"config", "test_acc", "spike_rates", "n_params", "seconds", "weights_artifact"} <= set(t.user_attrs) for t in done)
+    kept = {"config", "test_acc", "spike_rates", "n_params", "seconds", "weights_artifact"}
+    assert done and all(kept <= set(t.user_attrs) for t in done)
     assert (tmp_path / "artifacts").is_dir()
     assert "snn-study dashboard --storage" in proc.stdout and "snn-study best --study grid8" in proc.stdout
 
 
 def test_running_the_same_command_again_resumes_and_adds_nothing_when_done(tmp_path):
     config = study_yaml(tmp_path)
-    assert run("run", "--config", str(config), "--quiet").returncode == 0
-    again = run("run", "--config", str(config), "--quiet")
+    assert cli("run", "--config", str(config), "--quiet").returncode == 0
+    again = cli("run", "--config", str(config), "--quiet")
     assert again.returncode == 0
     assert len(load(tmp_path / "study.db").trials) == 8
 
 
 def test_list_shows_trial_counts_and_the_best_value(tmp_path):
-    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
-    proc = run("list", "--storage", f"sqlite:///{tmp_path / 'study.db'}")
+    assert cli("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    proc = cli("list", "--storage", f"sqlite:///{tmp_path / 'study.db'}")
     assert proc.returncode == 0
     header, row = proc.stdout.splitlines()[:2]
     assert header.split()[:3] == ["study", "complete", "pruned"]
@@ -86,23 +53,23 @@ def test_list_shows_trial_counts_and_the_best_value(tmp_path):
 
 
 def test_best_then_train_reproduces_the_trials_validation_accuracy_exactly(tmp_path):
-    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    assert cli("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
     out = tmp_path / "best"
-    proc = run("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
+    proc = cli("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.name for p in out.iterdir())
     assert "best.yaml" in files and len(files) >= 2
     study = load(tmp_path / "study.db")
     best_trial = study.best_trial
-    train = run("train", "--config", str(out / "best.yaml"), "--json", "--quiet")
+    train = cli("train", "--config", str(out / "best.yaml"), "--json", "--quiet")
     assert train.returncode == 0, train.stderr
     assert json.loads(train.stdout.splitlines()[-1])["val_acc"] == best_trial.value
 
 
 def test_best_by_neuron_writes_one_file_per_neuron(tmp_path):
-    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    assert cli("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
     out = tmp_path / "best"
-    assert run("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out),
+    assert cli("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out),
                "--by", "neuron").returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "leaky.yaml", "synaptic.yaml"]
 
@@ -118,16 +85,16 @@ def test_best_by_neuron_writes_one_file_per_neuron(tmp_path):
     ],
 )
 def test_a_bad_config_exits_2_with_one_line_and_leaves_no_study(tmp_path, args, message):
-    proc = run("run", "--config", str(study_yaml(tmp_path)), *args)
+    proc = cli("run", "--config", str(study_yaml(tmp_path)), *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert not (tmp_path / "study.db").exists()
 
 
 def test_best_of_a_study_that_does_not_exist_exits_2_and_writes_nothing(tmp_path):
-    assert run("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    assert cli("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
     out = tmp_path / "best"
-    proc = run("best", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
+    proc = cli("best", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out))
     assert proc.returncode == 2 and "--study: got 'nope'; no such study" in proc.stderr
     assert not out.exists()
 
@@ -152,7 +119,8 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
             if not db.exists():
                 continue
             try:
-                running = [t for t in load(db).trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
+                running = [t for t in load(db).trials
+                           if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
             except Exception:  # the study is still being created
                 continue
             if running and len(_children(parent.pid)) == 2:
@@ -164,7 +132,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
         if parent.poll() is None:
             parent.kill()
     assert parent.returncode == 1  # one worker died: the run says so and how to resume
-    rerun = run("run", "--config", str(config), "--quiet")
+    rerun = cli("run", "--config", str(config), "--quiet")
     assert rerun.returncode == 0, rerun.stderr
     study = load(db)
     counted = combos(study.trials)
@@ -177,12 +145,12 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
 
 def test_two_workers_share_a_grid_study_on_postgresql(tmp_path, postgres_url):
     config = study_yaml(tmp_path, storage=postgres_url, artifacts=str(tmp_path / "artifacts"))
-    proc = run("run", "--config", str(config), "--workers", "2", "--quiet")
+    proc = cli("run", "--config", str(config), "--workers", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
     study = optuna.load_study(study_name="grid8", storage=open_storage(postgres_url, heartbeat_interval=None))
     counted = combos(study.trials)
     assert len(counted) == 8 and set(counted.values()) == {1}
-    listed = run("list", "--storage", postgres_url)
+    listed = cli("list", "--storage", postgres_url)
     assert listed.returncode == 0 and "grid8" in listed.stdout
 
 
@@ -192,14 +160,15 @@ def test_the_dashboard_serves_a_trials_weights_from_the_folder_the_study_saved_t
     data = yaml.safe_load(config.read_text())
     data["search"].update(neuron=["leaky"], surrogate=["atan"], backprop=["bptt"])
     config.write_text(yaml.safe_dump(data))
-    assert run("run", "--config", str(config), "--quiet").returncode == 0
+    assert cli("run", "--config", str(config), "--quiet").returncode == 0
     url = f"sqlite:///{tmp_path / 'study.db'}"
     trial = load(tmp_path / "study.db").trials[0]
     artifact = trial.user_attrs["weights_artifact"]
     with dashboard_server(url, tmp_path / "dashboard.log") as base:
         with urllib.request.urlopen(f"{base}/api/studies", timeout=10) as response:
             study_id = json.loads(response.read())["study_summaries"][0]["study_id"]
-        with urllib.request.urlopen(f"{base}/artifacts/{study_id}/{trial._trial_id}/{artifact}", timeout=10) as response:
+        url = f"{base}/artifacts/{study_id}/{trial_id(trial)}/{artifact}"
+        with urllib.request.urlopen(url, timeout=10) as response:
             served = response.read()
     assert served == (weights / artifact).read_bytes()
     assert f"(artifacts: {weights})" in (tmp_path / "dashboard.log").read_text()

@@ -8,77 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import sqlite3
 import statistics
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
-from conftest import REPO, SNN_STUDY
 from optuna.trial import TrialState
+from support import (
+    FIGURE_COLUMNS,
+    FIGURES,
+    GRID,
+    PER_COMBO,
+    built_study,
+    cli,
+    copy_study,
+    run_study,
+)
 
 import reports
 from objectives import ConfigError
 from storage import EpochLog
-
-GRID, PER_COMBO = "grid8", "pc"
-FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "optuna_history",
-           "optuna_importance", "optuna_parallel")
-FIGURE_COLUMNS = {"study", "number", "state", "neuron", "surrogate", "backprop", "value", "duration_s", "epochs",
-                  "test_acc", "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "pruned_at", "failure"}
-
-
-def cli(*args, timeout=300, **kwargs):
-    return subprocess.run([*SNN_STUDY, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def _run_study(tmp: Path, name: str, **overrides) -> None:
-    config = {
-        "study": {"name": name, "sampler": "grid", "storage": f"sqlite:///{tmp / 'study.db'}",
-                  "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0}},
-        "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400},
-        "model": {"channels": [4, 8], "num_steps": 5},
-        "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
-        "search": {"neuron": ["leaky", "synaptic"], "surrogate": ["fast_sigmoid", "atan"],
-                   "backprop": ["bptt", "tbptt"], "tbptt_window": 2},
-    }
-    for key, value in overrides.items():
-        section, field = key.split(".", 1)
-        config[section][field] = value
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = cli("run", "--config", str(path), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-
-
-def built_study(tmp_path_factory) -> Path:
-    """The folder of the shared test database (``study.db`` and ``artifacts/``), built on first use in this session."""
-    root = tmp_path_factory.getbasetemp() / "report-study"
-    if not (root / "done").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir()
-        _run_study(root, GRID)
-        _run_study(root, PER_COMBO, **{
-            "study.sampler": "random", "study.n_trials": 2, "study.per_combination": True,
-            "search.neuron": ["leaky", "synaptic"], "search.surrogate": ["atan"], "search.backprop": ["bptt"],
-            "search.lr": {"low": 0.002, "high": 0.05, "log": True},
-        })
-        (root / "done").write_text("")
-    return root
-
-
-def copy_study(src: Path, dst: Path, artifacts: bool = True) -> str:
-    """A consistent copy of the test database (SQLite's backup, so nothing sits in a WAL file), and its URL."""
-    dst.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(src / "study.db") as a, sqlite3.connect(dst / "study.db") as b:
-        a.backup(b)
-    if artifacts:
-        shutil.copytree(src / "artifacts", dst / "artifacts")
-    return f"sqlite:///{dst / 'study.db'}"
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +299,7 @@ def test_missing_weights_skip_the_trace_figures_with_a_note(tmp_path, tmp_path_f
 
 
 def test_a_study_on_postgresql_is_reported_from_the_server(tmp_path, postgres_url):
-    _run_study(tmp_path, GRID, **{"study.storage": postgres_url, "study.artifacts": str(tmp_path / "artifacts")})
+    run_study(tmp_path, GRID, **{"study.storage": postgres_url, "study.artifacts": str(tmp_path / "artifacts")})
     out = tmp_path / "out"
     proc = cli("report", "--study", GRID, "--storage", postgres_url, "--out", str(out))
     assert proc.returncode == 0, proc.stderr

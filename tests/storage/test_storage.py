@@ -18,8 +18,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO
 from optuna.trial import TrialState
+from support import REPO
 
 import storage
 from objectives import ConfigError, EpochMetrics
@@ -34,7 +34,8 @@ def sqlite_url(path: Path) -> str:
 
 def epoch(n: int, rates: tuple[float, ...] = (0.25, 0.125)) -> EpochMetrics:
     return EpochMetrics(
-        epoch=n, train_loss=1.0 / n, train_acc=0.5 + n / 100, val_acc=0.4 + n / 100, spike_rates=rates, seconds=2.5, train_samples_per_s=800.0
+        epoch=n, train_loss=1.0 / n, train_acc=0.5 + n / 100, val_acc=0.4 + n / 100, spike_rates=rates,
+        seconds=2.5, train_samples_per_s=800.0,
     )
 
 
@@ -47,7 +48,8 @@ def run_python(code: str) -> subprocess.Popen:
     """Start ``code`` in a fresh interpreter, as a separate worker process would run."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -95,7 +97,8 @@ def test_a_trial_whose_worker_died_is_failed_and_rerun_with_the_same_params(tmp_
     dying = run_python(
         f"""
         import os, optuna, storage
-        study = optuna.create_study(storage=storage.open_storage({url!r}, heartbeat_interval=1, grace_period=1), study_name="s")
+        opened = storage.open_storage({url!r}, heartbeat_interval=1, grace_period=1)
+        study = optuna.create_study(storage=opened, study_name="s")
         def objective(trial):
             trial.suggest_float("x", 0, 1)
             os._exit(3)  # the worker dies mid-trial: no exception, no tell
@@ -126,7 +129,8 @@ def test_two_worker_processes_share_one_new_sqlite_file_without_lock_errors(tmp_
         import optuna, storage
         from objectives import EpochMetrics
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(storage=storage.open_storage({url!r}), study_name="s", direction="maximize", load_if_exists=True)
+        study = optuna.create_study(storage=storage.open_storage({url!r}), study_name="s", direction="maximize",
+                                    load_if_exists=True)
         log = storage.EpochLog({url!r})
         def objective(trial):
             x = trial.suggest_float("x", 0, 1)
@@ -344,7 +348,8 @@ def test_postgresql_without_its_driver_says_which_extra_to_install(monkeypatch):
     assert_storage_error(error, "pip install snn-study[postgres]")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None, reason="psycopg2 missing: pip install snn-study[postgres]")
+@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None,
+                    reason="psycopg2 missing: pip install snn-study[postgres]")
 def test_an_unreachable_postgresql_server_is_a_quick_config_error():
     started = time.monotonic()
     with pytest.raises(ConfigError) as error:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SNN_STUDY
+from support import SNN_STUDY
 
 
 def chmod_binds() -> bool:
@@ -181,7 +181,8 @@ CASES: list[Case] = [
       lambda c: run(c, "--set", "search.neuron=[alpha]", "--set", "search.alpha={low: 0.1, high: 0.3}",
                     "--set", "search.beta=0.5"),
       "search.alpha: got 0.3; the alpha neuron needs alpha > beta"),
-    C("run-tbptt-window-above-steps", lambda c: run(c, "--set", "search.backprop=[tbptt]", "--set", "search.tbptt_window=9"),
+    C("run-tbptt-window-above-steps",
+      lambda c: run(c, "--set", "search.backprop=[tbptt]", "--set", "search.tbptt_window=9"),
       "training.tbptt_window: got 9; must be <= model.num_steps (3)"),
     C("run-malformed-yaml", lambda c: ["run", "--config", str(c.file("bad.yaml", "study:\n  name: [g\n"))],
       "--config {root}/bad.yaml: not valid YAML at line"),

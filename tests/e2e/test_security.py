@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import REPO, SNN_STUDY, env, free_port
+from support import REPO, SNN_STUDY, env, free_port
 
 PACKAGES = ("study", "objectives", "storage", "reports", "benchmarks")
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
@@ -67,7 +67,8 @@ def study_db(tmp_path) -> Path:
 def test_the_dashboard_listens_on_loopback_only_unless_host_says_otherwise(study_db):
     port = free_port()
     proc = subprocess.Popen([*SNN_STUDY, "dashboard", "--storage", f"sqlite:///{study_db}", "--port", str(port)],
-                            cwd=study_db.parent, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=study_db.parent, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     try:
         banner = ""
         deadline = time.time() + 60
@@ -190,7 +191,8 @@ def finished_study(tmp_path_factory) -> Path:
     """A finished one-trial study on synthetic data, its weights saved as an artifact beside the database."""
     folder = tmp_path_factory.mktemp("weights")
     config = {
-        "study": {"name": "w", "sampler": "grid", "storage": f"sqlite:///{folder / 'study.db'}", "pruner": {"name": "none"}},
+        "study": {"name": "w", "sampler": "grid", "storage": f"sqlite:///{folder / 'study.db'}",
+                  "pruner": {"name": "none"}},
         "dataset": {"name": "synthetic", "val_size": 100, "train_subset": 200},
         "model": {"channels": [2, 4], "num_steps": 3},
         "training": {"epochs": 1, "batch_size": 64, "device": "cpu"},

@@ -7,9 +7,8 @@ import subprocess
 import time
 
 import yaml
-from conftest import REPO, SNN_STUDY
 from optuna.trial import TrialState
-from test_study_run import combos, load, run, study_yaml
+from support import REPO, SNN_STUDY, cli, combos, load, study_yaml
 
 
 def _wait_for_running_trial(db, proc, timeout=120):
@@ -50,7 +49,7 @@ def test_ctrl_c_stops_within_seconds_with_exit_130_and_a_resume_hint(tmp_path):
     assert not any(t.state == TrialState.RUNNING for t in trials)  # the interrupted trial is not left running
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert len(interrupted) == 1 and interrupted[0].user_attrs.get("interrupted") is True
-    resumed = run("run", "--config", str(config), "--quiet")
+    resumed = cli("run", "--config", str(config), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     counted = combos(load(db).trials)
     assert len(counted) == 8 and set(counted.values()) == {1}
@@ -74,11 +73,11 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path)
     data["training"].update(optimizer="sgd", loss="ce_max_membrane")
     data["search"] = {"neuron": ["leaky"], "lr": [0.01, 1.0e38]}
     config.write_text(yaml.safe_dump(data))
-    proc = run("run", "--config", str(config), "--quiet")
+    proc = cli("run", "--config", str(config), "--quiet")
     assert proc.returncode == 0, proc.stderr
     trials = {t.params["lr"]: t for t in load(tmp_path / "study.db").trials}
     assert trials[0.01].state == TrialState.COMPLETE
     assert trials[1.0e38].state == TrialState.FAIL
     assert "diverged" in trials[1.0e38].user_attrs["failure"]
-    again = run("run", "--config", str(config), "--quiet")  # a diverged trial is done: it is not retried forever
+    again = cli("run", "--config", str(config), "--quiet")  # a diverged trial is done: it is not retried forever
     assert again.returncode == 0 and len(load(tmp_path / "study.db").trials) == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import mnist_root
+from support import mnist_root
 
 from objectives import TrialConfig, train
 
@@ -16,8 +16,8 @@ def test_leaky_bptt_learns_real_mnist_in_one_short_epoch():
         pytest.skip("MNIST not found: set SNN_STUDY_DATA to a folder holding MNIST/raw with the four idx files")
     cfg = TrialConfig.from_dict(
         {
-            "dataset": {"root": str(root), "train_subset": 6000, "test_subset": 2000, "val_size": 1000, "download": False,
-                        "normalize": True},
+            "dataset": {"root": str(root), "train_subset": 6000, "test_subset": 2000, "val_size": 1000,
+                        "download": False, "normalize": True},
             "training": {"epochs": 1, "device": "cpu"},
         }
     )

@@ -91,7 +91,8 @@ def exact_arithmetic():
     try:
         yield
     finally:
-        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.deterministic) = saved
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[:2]
+        torch.backends.cudnn.deterministic = saved[2]
 
 
 def train_batches(cfg: TrialConfig, graph: bool, n_full: int = TrainStep.WARMUP + 3):

@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from conftest import REPO, SNN_STUDY, env, free_port
 from optuna.trial import TrialState
-from test_study_run import combos, load, study_yaml
+from support import REPO, SNN_STUDY, combos, env, free_port, load, study_yaml
 
 LOCKED = "database is locked"
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO, SNN_STUDY
+from support import REPO, SNN_STUDY
 
 from objectives import BACKPROPS, NEURONS, SURROGATES
 

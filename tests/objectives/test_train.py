@@ -20,7 +20,8 @@ def test_it_learns_and_reports_every_epoch(tiny):
     first = seen[0]
     assert len(first.spike_rates) == 3 and all(0 <= r <= 1 for r in first.spike_rates)
     assert first.seconds > 0 and first.train_samples_per_s > 0 and math.isfinite(first.train_loss)
-    assert result.n_params == sum(p.numel() for p in torch.nn.Conv2d(1, 4, 5).parameters()) + 4 * 8 * 25 + 8 + 8 * 4 * 4 * 10 + 10
+    conv1 = sum(p.numel() for p in torch.nn.Conv2d(1, 4, 5).parameters())
+    assert result.n_params == conv1 + 4 * 8 * 25 + 8 + 8 * 4 * 4 * 10 + 10
 
 
 def test_the_same_seed_gives_the_same_result(tiny):
@@ -66,11 +67,23 @@ def test_a_nan_loss_raises_training_diverged(tiny):
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_every_loss_and_optimizer_trains(tiny, loss, optimizer):
-    tiny["training"].update(loss=loss, optimizer=optimizer, epochs=1, lr=0.005 if optimizer != "sgd" else 0.05)
+def test_every_loss_learns(tiny, loss):
+    tiny["training"].update(loss=loss, optimizer="adam", epochs=3)
     result = train(TrialConfig.from_dict(tiny))
-    assert math.isfinite(result.history[0].train_loss) and 0 <= result.val_acc <= 1
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.val_acc > 0.5  # ten classes: chance is 0.1
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_learns(tiny, optimizer):
+    # a loss on the output membrane has a gradient from the first batch on, spikes or not; plain SGD
+    # needs it (and standardized pixels) to move a network that starts silent
+    tiny["dataset"]["normalize"] = True
+    lr = 0.05 if optimizer == "sgd" else 0.01
+    tiny["training"].update(loss="ce_max_membrane", optimizer=optimizer, epochs=3, lr=lr)
+    result = train(TrialConfig.from_dict(tiny))
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.val_acc > 0.5
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

@@ -19,9 +19,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import REPO, SNN_STUDY
 from optuna.trial import TrialState
-from test_study_run import combos, study_yaml
+from support import REPO, SNN_STUDY, combos, study_yaml
 
 from storage import open_storage
 
@@ -92,7 +91,8 @@ def test_a_server_restart_mid_study_ends_clearly_or_is_ridden_out_and_the_rerun_
                                                                                           server):
     url = postgres_url
     stop, start = server
-    config = study_yaml(tmp_path, storage=url, artifacts=str(tmp_path / "artifacts"), heartbeat_interval=1, grace_period=3)
+    config = study_yaml(tmp_path, storage=url, artifacts=str(tmp_path / "artifacts"), heartbeat_interval=1,
+                        grace_period=3)
     data = yaml.safe_load(config.read_text())
     data["training"]["epochs"] = 4  # trials long enough to be cut by the restart
     config.write_text(yaml.safe_dump(data))

@@ -34,7 +34,8 @@ def sample(search, n=60, base=BASE):
         ({"lr": {"low": 0.001, "high": 0.1, "log": True}}, "lr", FloatDistribution(0.001, 0.1, log=True)),
         ({"beta": {"low": 0.4, "high": 0.9, "step": 0.1}}, "beta", FloatDistribution(0.4, 0.9, step=0.1)),
         ({"num_steps": {"low": 10, "high": 30}}, "num_steps", IntDistribution(10, 30)),
-        ({"training.batch_size": {"low": 32, "high": 256, "log": True}}, "training.batch_size", IntDistribution(32, 256, log=True)),
+        ({"training.batch_size": {"low": 32, "high": 256, "log": True}}, "training.batch_size",
+         IntDistribution(32, 256, log=True)),
         ({"slope": {"low": 1, "high": 100, "log": True}}, "fast_sigmoid.slope", FloatDistribution(1, 100, log=True)),
     ],
 )
@@ -83,7 +84,8 @@ def test_each_surrogate_gets_its_own_shape_parameter_under_its_own_name():
 
 
 def test_the_grid_is_every_combination_of_the_categorical_lists():
-    space = SearchSpace(BASE, {"neuron": ["leaky", "alpha"], "surrogate": ["atan", "sigmoid", "triangular"], "lr": 0.01})
+    space = SearchSpace(BASE, {"neuron": ["leaky", "alpha"], "surrogate": ["atan", "sigmoid", "triangular"],
+                               "lr": 0.01})
     grid = space.grid()
     assert len(grid) == 6 and len({tuple(sorted(g.items())) for g in grid}) == 6
 

@@ -1,0 +1,75 @@
+"""Every registry of implementations has exactly the keys of its spec table, and agrees with what the spec says."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import objectives
+from objectives import (
+    BACKPROPS,
+    DATASET_NAMES,
+    DATASETS,
+    ENCODING_SPECS,
+    ENCODINGS,
+    LOSS_SPECS,
+    LOSSES,
+    NEURON_SPECS,
+    NEURONS,
+    OPTIMIZER_NAMES,
+    OPTIMIZERS,
+    SURROGATE_PARAMS,
+    SURROGATE_SPECS,
+    SURROGATES,
+    TrialConfig,
+)
+
+
+@pytest.mark.parametrize(
+    ("registry", "specs"),
+    [(NEURONS, NEURON_SPECS), (SURROGATES, SURROGATE_SPECS), (LOSSES, LOSS_SPECS), (ENCODINGS, ENCODING_SPECS),
+     (OPTIMIZERS, OPTIMIZER_NAMES), (DATASETS, DATASET_NAMES)],
+    ids=["neurons", "surrogates", "losses", "encodings", "optimizers", "datasets"],
+)
+def test_a_registry_and_its_spec_table_have_the_same_keys_in_the_same_order(registry, specs):
+    assert list(registry) == list(specs)
+
+
+@pytest.mark.parametrize("name", NEURON_SPECS)
+def test_a_neuron_class_takes_exactly_the_parameters_its_spec_names(name):
+    cls = NEURONS[name]
+    assert cls.spec is NEURON_SPECS[name]
+    taken = set(inspect.signature(cls.__init__).parameters) - {"self", "spike_fn", "threshold", "reset_mechanism"}
+    assert taken == set(NEURON_SPECS[name].params)
+
+
+@pytest.mark.parametrize("name", SURROGATE_SPECS)
+def test_a_surrogate_factory_takes_exactly_the_parameters_its_spec_names(name):
+    signature = inspect.signature(SURROGATES[name].factory)
+    assert set(signature.parameters) == set(SURROGATE_SPECS[name].params)
+    assert set(SURROGATE_SPECS[name].params) <= set(SURROGATE_PARAMS)
+
+
+@pytest.mark.parametrize("name", NEURON_SPECS)
+def test_a_neuron_s_rule_refuses_in_the_config_what_its_class_refuses(name):
+    for alpha, beta in [(0.9, 0.5), (0.3, 0.5), (0.9, 0.2), (0.9, 0.999)]:
+        problem = NEURON_SPECS[name].check(alpha=alpha, beta=beta)
+        surrogate = SURROGATES["atan"].make()
+        params = {"alpha": alpha, "beta": beta}
+        try:
+            NEURONS[name](surrogate, **{p: params[p] for p in NEURON_SPECS[name].params})
+            built = True
+        except ValueError:
+            built = False
+        assert built == (problem is None or problem[0] not in NEURON_SPECS[name].params), (alpha, beta)
+
+
+def test_every_backprop_method_gives_a_window_length_from_the_config():
+    cfg = TrialConfig.from_dict({"model": {"num_steps": 12}, "training": {"tbptt_window": 4}})
+    assert {name: window(cfg) for name, window in BACKPROPS.items()} == {"bptt": 12, "tbptt": 4, "rtrl": 1}
+
+
+def test_the_light_half_is_what_the_package_imports_eagerly():
+    eager = {name for name in objectives.__all__ if name in vars(objectives)}
+    assert {"ConfigError", "TrialConfig", "TrialRecord", "Combination", "NEURON_SPECS"} <= eager
