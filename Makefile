@@ -7,7 +7,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # the offline MNIST copy beside the checkout where there is one; else data/ (downloaded on first use)
 export SNN_STUDY_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),$(abspath ../shared/data),$(abspath data))
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 $(BIN)/snn-study: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ $(BIN)/snn-study: pyproject.toml
 run: $(BIN)/snn-study
 	$(BIN)/snn-study run --preset quick
 
-test: $(BIN)/snn-study
+test: lint
 	$(BIN)/python -m pytest
+
+# lint and import order (ruff), types (mypy), the packages' dependency order (import-linter; pyproject.toml)
+lint: $(BIN)/snn-study
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(BIN)/snn-study
 	$(BIN)/python benchmarks/throughput.py

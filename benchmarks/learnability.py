@@ -54,7 +54,8 @@ def main() -> int:
     base = {"dataset": {"root": args.data, "train_subset": args.train, "download": False}, "training": {"epochs": 1}}
     rows = []
     for neuron, surrogate in runs:
-        cfg = TrialConfig.from_dict(base).replace(**{"model.neuron": neuron, "model.surrogate": surrogate, **parse_set(args.set)})
+        overrides = {"model.neuron": neuron, "model.surrogate": surrogate, **parse_set(args.set)}
+        cfg = TrialConfig.from_dict(base).replace(**overrides)
         data = load(cfg.dataset)
         norms = first_batch_grad_norms(cfg, data)
         start = time.perf_counter()

@@ -71,9 +71,11 @@ def curves(storage: str) -> list[dict]:
     seconds: dict[int, dict[int, float]] = {}
     for row in EpochLog(storage, create=False).read(STUDY):
         seconds.setdefault(row["trial_number"], {})[row["epoch"]] = row["seconds"]
-    trials = [{"state": t.state, "value": t.value, "val": [t.intermediate_values[e] for e in sorted(t.intermediate_values)],
-               "seconds": [seconds.get(t.number, {}).get(e, 0.0) for e in sorted(t.intermediate_values)]}
-              for t in sorted(study.trials, key=lambda t: t.number)]
+    trials = []
+    for t in sorted(study.trials, key=lambda t: t.number):
+        epochs = sorted(t.intermediate_values)
+        trials.append({"state": t.state, "value": t.value, "val": [t.intermediate_values[e] for e in epochs],
+                       "seconds": [seconds.get(t.number, {}).get(e, 0.0) for e in epochs]})
     return trials
 
 

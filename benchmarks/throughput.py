@@ -120,9 +120,8 @@ class RecordingSGD(torch.optim.SGD):
         self.grads: list[list[torch.Tensor]] = []
 
     def step(self, closure=None):
-        self.grads.append(
-            [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for g in self.param_groups for p in g["params"]]
-        )
+        params = [p for g in self.param_groups for p in g["params"]]
+        self.grads.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params])
         return super().step(closure)
 
 
@@ -131,9 +130,8 @@ class RecordingSGD(torch.optim.SGD):
 
 def config(neuron: str, backprop: str, device: str, **training) -> TrialConfig:
     """The default run config for this neuron and backprop method (engine fast)."""
-    return TrialConfig.from_dict(
-        {"model": {"neuron": neuron}, "training": {"backprop": backprop, "device": device, "engine": "fast", **training}}
-    )
+    training = {"backprop": backprop, "device": device, "engine": "fast", **training}
+    return TrialConfig.from_dict({"model": {"neuron": neuron}, "training": training})
 
 
 def mnist_root(arg: str | None) -> str | None:
@@ -273,7 +271,8 @@ def graph_check(neuron: str, backprop: str, device: torch.device, data) -> float
                 graphed = config(neuron, backprop, device.type)
                 torch.manual_seed(0)
                 model = build_model(graphed).to(device)
-                step = TrainStep(model, make_optimizer(graphed, model, device), config(neuron, backprop, device.type, cuda_graph=graph))
+                run_cfg = config(neuron, backprop, device.type, cuda_graph=graph)
+                step = TrainStep(model, make_optimizer(graphed, model, device), run_cfg)
                 batches = [data[i % len(data)] for i in range(TrainStep.WARMUP + 3)]
                 x, y = batches[-1]
                 for bx, by in batches + [(x[:37], y[:37])]:
@@ -361,8 +360,9 @@ def time_epochs(neuron: str, backprop: str, device: torch.device, root, n_train:
     time each: training alone (samples/s) and with the validation pass."""
     data, source = epoch_data(root, n_train, device)
     cfg = config(neuron, backprop, device.type, epochs=epochs, early_stopping_patience=epochs)
+    graph = "on" if device.type == "cuda" and cfg.training.cuda_graph else "off"
     say(f"# {neuron}/{backprop}, {len(data.train)} training images ({source}), batch {cfg.training.batch_size}, "
-        f"{cfg.model.num_steps} steps, CUDA graph {'on' if device.type == 'cuda' and cfg.training.cuda_graph else 'off'}")
+        f"{cfg.model.num_steps} steps, CUDA graph {graph}")
     rows = []
 
     def on_epoch(m):
@@ -411,7 +411,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-images", type=int, default=55000, help="--epoch: training images (default 55000)")
     p.add_argument("--epochs", type=int, default=2, help="--epoch: epochs to time (default 2)")
     p.add_argument("--runs", type=int, default=1,
-                   help="--epoch: runs one after the other in this process, as a study worker trains trials (default 1)")
+                   help="--epoch: runs one after the other in this process, as a study worker trains trials "
+                        "(default 1)")
     args = p.parse_args(argv)
     for name in ("repeats", "batches", "train_images", "epochs", "runs"):
         if getattr(args, name) < 1:

@@ -93,7 +93,8 @@ class Combination:
 
     def merged(self, other: Combination) -> Combination:
         """This combination with its unknown factors taken from ``other``."""
-        return Combination(*(a if a != UNKNOWN else b for a, b in zip(self.as_dict().values(), other.as_dict().values())))
+        pairs = zip(self.as_dict().values(), other.as_dict().values())
+        return Combination(*(a if a != UNKNOWN else b for a, b in pairs))
 
 
 def _text(value: Any) -> str:

@@ -153,7 +153,8 @@ class TrialConfig:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Nested-dict copy of ``data`` with dotted-path ``overrides`` set (``model.neuron`` -> ``data["model"]["neuron"]``)."""
+    """Nested-dict copy of ``data`` with dotted-path ``overrides`` set
+    (``model.neuron`` -> ``data["model"]["neuron"]``)."""
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for path, value in overrides.items():
         parts = path.split(".")
@@ -274,7 +275,9 @@ def _check(cfg: TrialConfig) -> None:
     _at_least("model.num_steps", m.num_steps, 1)
     _choices("model.encoding", m.encoding, ENCODING_SPECS)
     if d.normalize and not ENCODING_SPECS[m.encoding].static:
-        raise ConfigError("dataset.normalize", True, f"only with a direct encoding: {m.encoding!r} needs pixels in [0, 1]")
+        raise ConfigError(
+            "dataset.normalize", True, f"only with a direct encoding: {m.encoding!r} needs pixels in [0, 1]"
+        )
     if not m.channels:
         raise ConfigError("model.channels", list(m.channels), "expected at least one conv block")
     for c in m.channels:

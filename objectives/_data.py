@@ -49,7 +49,8 @@ class Data:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])
+        channels, height, width = self.train.x.shape[1:]
+        return int(channels), int(height), int(width)
 
 
 def _torchvision(cls_name: str, folder: str) -> Callable[[DatasetConfig], tuple[torch.Tensor, ...]]:
@@ -127,7 +128,9 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
     train_x, train_y, test_x, test_y = _read(cfg)
     n = len(train_y)
     if cfg.val_size >= n:
-        raise ConfigError("dataset.val_size", cfg.val_size, f"must be smaller than the {n} training images of {cfg.name!r}")
+        raise ConfigError(
+            "dataset.val_size", cfg.val_size, f"must be smaller than the {n} training images of {cfg.name!r}"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
     val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
     if cfg.train_subset is not None:
@@ -141,7 +144,9 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
         x = x.to(device).unsqueeze(1).float().div_(255.0) if x.dim() == 3 else x.to(device).float().div_(255.0)
         return Split(x, y.to(device).long())
 
-    train, val, test = split(train_x, train_y, train_idx), split(train_x, train_y, val_idx), split(test_x[:test_n], test_y[:test_n])
+    train = split(train_x, train_y, train_idx)
+    val = split(train_x, train_y, val_idx)
+    test = split(test_x[:test_n], test_y[:test_n])
     if cfg.normalize:
         # statistics of the training split only: validation and test must not leak into them
         mean, std = train.x.mean(), train.x.std()

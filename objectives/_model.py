@@ -15,6 +15,7 @@ Two engines compute the same mathematics:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,11 @@ class ConvSNN(nn.Module):
         self.neurons = nn.ModuleList(make_neuron(cfg) for _ in range(len(convs) + 1))
         self.engine = engine
         if engine == "snntorch":
-            self.snn_neurons = nn.ModuleList(n.to_snntorch() for n in self.neurons)
+            self.snn_neurons = nn.ModuleList(self.neuron(i).to_snntorch() for i in range(len(self.neurons)))
+
+    def neuron(self, i: int) -> Neuron:
+        """The ``i``-th spiking layer (the last is the output layer)."""
+        return cast(Neuron, self.neurons[i])
 
     def forward(
         self,
@@ -95,27 +100,30 @@ class ConvSNN(nn.Module):
         return self._layers(x, num_steps, state, static, record)
 
     def _layers(self, x, num_steps, state, static, record):
-        new_state, rates, trace = [], [], []
+        new_state: State = []
+        rates: list[torch.Tensor] = []
+        trace: list[tuple[torch.Tensor, torch.Tensor]] = []
         h = x
         for i, conv in enumerate(self.convs):
             if static:
                 # the same image at every step: one convolution serves the whole window
-                spk, mem, s = self.neurons[i].run(_pool(conv(h)), state[i], num_steps, record)
+                spk, mem, s = self.neuron(i).run(_pool(conv(h)), state[i], num_steps, record)
                 static = False
             else:
                 current = self._per_step(conv, h)
-                spk, mem, s = self.neurons[i].run(current, state[i], record_mem=record)
+                spk, mem, s = self.neuron(i).run(current, state[i], record_mem=record)
             new_state.append(s)
             rates.append(spk.detach().mean())
-            if record:
+            if mem is not None:  # recorded
                 trace.append((spk.detach(), mem.detach()))
             h = spk
-        spk, mem, s = self.neurons[-1].run(self.fc(h.flatten(2)), state[-1], record_mem=True)
+        spk, mem, s = self.neuron(-1).run(self.fc(h.flatten(2)), state[-1], record_mem=True)
+        out_mem = cast(torch.Tensor, mem)  # record_mem=True: always recorded
         new_state.append(s)
         rates.append(spk.detach().mean())
         if record:
-            trace.append((spk.detach(), mem.detach()))
-        return Output(spk, mem, new_state, rates, trace if record else None)
+            trace.append((spk.detach(), out_mem.detach()))
+        return Output(spk, out_mem, new_state, rates, trace if record else None)
 
     def _per_step(self, conv, h):
         """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one
@@ -130,19 +138,19 @@ class ConvSNN(nn.Module):
 
     def _steps(self, x, num_steps, state, static, record):
         state = list(state)
-        inputs = None if static else x.unbind(0)
+        inputs = [x] * num_steps if static else x.unbind(0)
         n_layers = len(self.snn_neurons)
-        spikes = [[] for _ in range(n_layers)]
-        mems = [[] for _ in range(n_layers)]
+        spikes: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
+        mems: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
         for t in range(num_steps):
-            h = x if static else inputs[t]
+            h = inputs[t]
             for i, neuron in enumerate(self.snn_neurons):
                 if i < len(self.convs):
                     current = F.max_pool2d(self.convs[i](h), 2)
                 else:
                     current = self.fc(h.flatten(1))
                 if state[i] is None:
-                    state[i] = self.neurons[i].init_state(current)
+                    state[i] = self.neuron(i).init_state(current)
                 # snntorch's classes take and return the state in the same order: (spk, *state)
                 h, *new = neuron(current, *state[i])
                 state[i] = tuple(new)

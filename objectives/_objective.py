@@ -19,7 +19,8 @@ from ._train import TrainResult, resolve_device, train
 
 
 class Objective:
-    """``Objective(suggest)(trial)`` trains the config ``suggest(trial)`` returns and gives its best validation accuracy.
+    """``Objective(suggest)(trial)`` trains the config ``suggest(trial)`` returns; its value is the best validation
+    accuracy.
 
     Every epoch it calls ``on_epoch(trial, config, metrics)`` (the runner records the
     epoch and prints it there) and reports the validation accuracy to Optuna, which may
@@ -63,7 +64,8 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
         try:
-            result = train(cfg, load(cfg.dataset, device), on_epoch=on_epoch, keep_weights=self.artifact_store is not None)
+            data = load(cfg.dataset, device)
+            result = train(cfg, data, on_epoch=on_epoch, keep_weights=self.artifact_store is not None)
         except TrainingDiverged as exc:
             _set(trial, TrialRecord.attrs(failure=str(exc)))
             raise
@@ -77,16 +79,9 @@ class Objective:
                 torch.cuda.empty_cache()
         _set(trial, result_attrs(result))
         if self.artifact_store is not None and result.state_dict is not None:
-            _set(trial, TrialRecord.attrs(weights_artifact=self._upload(trial, result.state_dict)))
+            _set(trial, TrialRecord.attrs(weights_artifact=_upload(self.artifact_store, trial, result.state_dict)))
         return result.val_acc
 
-    def _upload(self, trial, state_dict) -> str:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"weights-trial-{trial.number}.pt")
-            torch.save({k: v.cpu() for k, v in state_dict.items()}, path)
-            return optuna.artifacts.upload_artifact(
-                artifact_store=self.artifact_store, file_path=path, study_or_trial=trial
-            )
 
 
 def result_attrs(result: TrainResult) -> dict[str, Any]:
@@ -101,6 +96,14 @@ def result_attrs(result: TrainResult) -> dict[str, Any]:
         n_params=result.n_params,
         stopped_early=result.stopped_early,
     )
+
+
+def _upload(store: Any, trial: Any, state_dict: dict[str, torch.Tensor]) -> str:
+    """Save ``state_dict`` as an artifact of ``trial`` in ``store``; returns the artifact id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"weights-trial-{trial.number}.pt")
+        torch.save({k: v.cpu() for k, v in state_dict.items()}, path)
+        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
 
 
 def _set(trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:

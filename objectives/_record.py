@@ -120,7 +120,8 @@ class TrialRecord:
 
     @classmethod
     def from_frozen_trial(cls, study: str, trial: FrozenTrial) -> TrialRecord:
-        """The record of an Optuna trial of study ``study``; attributes it does not have stay empty, whatever wrote it."""
+        """The record of an Optuna trial of study ``study``; attributes it does not have stay empty, whatever
+        wrote it."""
         attrs = trial.user_attrs
         values: dict[str, Any] = {}
         for name in cls.attr_names():

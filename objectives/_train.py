@@ -143,12 +143,13 @@ class TrainStep:
 
     def _graphed(self, x, y):
         full = len(x) == self.cfg.training.batch_size
-        if self._graph is None:
+        graph = self._graph
+        if graph is None:
             if not full or self._warm < self.WARMUP:
                 self._warm += int(full)
                 return self._warm_up(x, y)
             try:
-                self._record(x, y)
+                graph = self._record(x, y)
             except RuntimeError as e:
                 warnings.warn(f"CUDA graph capture failed, training this run batch by batch instead: {e}", stacklevel=3)
                 self.graphed = False
@@ -157,7 +158,7 @@ class TrainStep:
             return self._eager(x, y)
         self._x.copy_(x)
         self._y.copy_(y)
-        self._graph.replay()
+        graph.replay()
         return tuple(t.clone() for t in self._out)
 
     def _eager(self, x, y):
@@ -175,7 +176,7 @@ class TrainStep:
         main.wait_stream(self._side)
         return out
 
-    def _record(self, x, y):
+    def _record(self, x, y) -> torch.cuda.CUDAGraph:
         self._x, self._y = x.clone(), y.clone()
         # gradients recorded from None are written, not accumulated, at each replay
         self.optimizer.zero_grad(set_to_none=True)
@@ -183,6 +184,7 @@ class TrainStep:
         with torch.cuda.graph(graph):
             self._out = train_batch(self.model, self._x, self._y, self.optimizer, self.cfg)
         self._graph = graph
+        return graph
 
 
 @torch.no_grad()
@@ -225,14 +227,16 @@ def train(
     n_batches = math.ceil(n_train / t.batch_size)
 
     history: list[EpochMetrics] = []
-    best_val, best_epoch, best_weights, best_rates = -1.0, 0, None, ()
+    # the first epoch always beats these
+    best_val, best_epoch, best_weights = -1.0, 0, model.state_dict()
+    best_rates: tuple[float, ...] = ()
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(n_train, generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
-        rate_sum = None
+        rate_sum = torch.zeros(len(model.neurons), device=device)
         for b in range(n_batches):
             idx = order[b * t.batch_size : (b + 1) * t.batch_size]
             y = data.train.y[idx]
@@ -240,7 +244,7 @@ def train(
             pred = LOSSES[t.loss].predict(spikes if LOSSES[t.loss].on == "spikes" else mems)
             loss_sum += loss * len(idx)
             correct += (pred == y).sum()
-            rate_sum = rates * len(idx) if rate_sum is None else rate_sum + rates * len(idx)
+            rate_sum += rates * len(idx)
             if on_batch is not None:
                 on_batch(b + 1, n_batches)
         train_seconds = time.perf_counter() - epoch_start

@@ -235,13 +235,13 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
     if "html" in formats:
         shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
         report.files.append(PLOTLY_JS)
-    drawn = []
+    drawn: list[tuple[Section, Any]] = []  # (section, its figure)
     for s in sections:
         report.figures[s.key] = s.figure
-        if s.note:
+        if s.note or s.figure is None:
             report.notes.append(f"{s.title}: {s.note}")
             continue
-        drawn.append(s)
+        drawn.append((s, s.figure))
         if "html" in formats:
             s.figure.write_html(figures_dir / f"{s.key}.html", include_plotlyjs=f"../{PLOTLY_JS}", full_html=True,
                                 config={"responsive": True})
@@ -249,12 +249,12 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
     if "png" in formats and drawn:
         try:
             # one browser session for all of them: kaleido starts Chromium once per call
-            pio.write_images([s.figure for s in drawn], [figures_dir / f"{s.key}.png" for s in drawn],
-                             width=PNG_WIDTH, height=[s.figure.layout.height or 500 for s in drawn])
+            pio.write_images([fig for _, fig in drawn], [figures_dir / f"{s.key}.png" for s, _ in drawn],
+                             width=PNG_WIDTH, height=[fig.layout.height or 500 for _, fig in drawn])
         except Exception as exc:  # kaleido's own errors: the browser died, timed out, ...
             formats = _drop_png(formats, _kaleido_failed(exc), report.warnings)
         else:
-            report.files += [f"figures/{s.key}.png" for s in drawn]
+            report.files += [f"figures/{s.key}.png" for s, _ in drawn]
     links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
     (out / "index.html").write_text(index_html(title, meta, winner, summary, sections, links,
                                                embed="html" if "html" in formats else "png"), encoding="utf-8")
@@ -291,7 +291,7 @@ def export(
         raise ConfigError("--layout", layout, f"allowed: {', '.join(LAYOUTS)}")
     out = Path(out)
     data = load_study_data(url, study)
-    warnings = []
+    warnings: list[str] = []
     if "png" in formats:
         problem = png_problem()
         if problem is not None:

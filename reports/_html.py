@@ -96,7 +96,7 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
     skipped = [s for s in sections if s.note]
     if skipped:
         parts.append("<h2>Skipped figures</h2><ul>")
-        parts += [f'<li class="note">{html.escape(s.title)}: {html.escape(s.note)}</li>' for s in skipped]
+        parts += [f'<li class="note">{html.escape(s.title)}: {html.escape(s.note or "")}</li>' for s in skipped]
         parts.append("</ul>")
     for s in sections:
         parts.append(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.description)}</p>')

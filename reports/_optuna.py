@@ -44,17 +44,21 @@ def merged_study(data: StudyData) -> optuna.Study:
     far_future = 1e18
     for study_name, t in sorted(finished, key=lambda st: (st[1].datetime_start.timestamp() if st[1].datetime_start
                                                            else far_future, st[0], st[1].number)):
-        common = {"state": t.state, "value": t.value if t.state == TrialState.COMPLETE else None,
-                  "intermediate_values": dict(t.intermediate_values),
-                  "user_attrs": {"study": study_name, "number": t.number}}
-        trial = optuna.trial.create_trial(params={**t.params, **combos[id(t)]},
-                                          distributions={**t.distributions, **combination}, **common)
         try:
-            merged.add_trial(trial)
+            merged.add_trial(_copy(study_name, t, {**t.params, **combos[id(t)]}, {**t.distributions, **combination}))
         except ValueError:
             # the same parameter name with another kind of distribution in another study: keep the combination only
-            merged.add_trial(optuna.trial.create_trial(params=combos[id(t)], distributions=dict(combination), **common))
+            merged.add_trial(_copy(study_name, t, dict(combos[id(t)]), dict(combination)))
     return merged
+
+
+def _copy(study_name: str, t: optuna.trial.FrozenTrial, params: dict[str, Any],
+          distributions: dict[str, Any]) -> optuna.trial.FrozenTrial:
+    """``t`` with these parameters, its study and number in the user attributes ``study`` and ``number``."""
+    return optuna.trial.create_trial(
+        state=t.state, value=t.value if t.state == TrialState.COMPLETE else None, params=params,
+        distributions=distributions, intermediate_values=dict(t.intermediate_values),
+        user_attrs={"study": study_name, "number": t.number})
 
 
 def _varying_params(study: optuna.Study) -> list[str]:

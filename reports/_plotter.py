@@ -100,8 +100,8 @@ class Plotter:
         """
         if not self._sources:
             raise ConfigError("Plotter", "no results", "call aggregate_results(path_or_url) first")
-        if len(self._sources) == 1 and "://" in self._sources[0][0]:
-            url, study = self._sources[0]
+        url, study = self._sources[0]
+        if len(self._sources) == 1 and study is not None:  # one study database (a folder of CSVs names no study)
             return export(url, study, output_dir, dashboard=False)
         out = Path(output_dir)
         prepare_out(out)

@@ -130,7 +130,7 @@ def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = groups[key]
         values = [r["value"] for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
         best = best_trial(rows)
-        count = defaultdict(int)
+        count: defaultdict[str, int] = defaultdict(int)
         for r in rows:
             count[r["state"]] += 1
         out.append({

@@ -101,13 +101,16 @@ def parse(url: str, *, create: bool) -> Target:
         with path.open("rb") as f:
             if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
                 raise ConfigError(
-                    FIELD, shown, f"{path} is not an SQLite database; point study.storage at a study database or a new file"
+                    FIELD,
+                    shown,
+                    f"{path} is not an SQLite database; point study.storage at a study database or a new file",
                 )
     if create:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(FIELD, shown, f"cannot create the folder {path.parent} ({exc.strerror}); fix the path") from None
+            why = f"cannot create the folder {path.parent} ({exc.strerror}); fix the path"
+            raise ConfigError(FIELD, shown, why) from None
     return Target(parsed.set(database=str(path)), shown, path)
 
 
@@ -201,9 +204,11 @@ def check_connection(target: Target, *, create: bool) -> list[str]:
     except sa_exc.DBAPIError as e:
         _drop(target)
         if target.path is not None:
-            where, hint = f"cannot open {target.path}", "check the path, its permissions and that nothing holds it locked"
+            where = f"cannot open {target.path}"
+            hint = "check the path, its permissions and that nothing holds it locked"
         else:
-            where, hint = "cannot reach the database server", "check host, port, user, password and that the server runs"
+            where = "cannot reach the database server"
+            hint = "check host, port, user, password and that the server runs"
         raise ConfigError(FIELD, target.shown, f"{where} ({_one_line(e.orig)}); {hint}") from None
 
 

@@ -6,15 +6,12 @@ loudly when one of them changes, so an Optuna upgrade breaks here and nowhere el
 
 from __future__ import annotations
 
-from typing import Any
-
 import optuna
 
 
-def trial_id(trial: Any) -> int | None:
-    """The storage's id of ``trial`` (an ``optuna.Trial`` or a ``FrozenTrial``), which Optuna's storages key on
-    but expose only as ``_trial_id``; ``None`` for a trial that has none (``optuna.trial.FixedTrial``)."""
-    return getattr(trial, "_trial_id", None)
+def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """The storage's id of ``trial``, which Optuna's storages key on but expose only as ``_trial_id``."""
+    return trial._trial_id
 
 
 def trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Trial:

@@ -46,14 +46,15 @@ def open_storage(
     tables = _engines.check_connection(target, create=create)
     if not create and _OPTUNA_STUDIES_TABLE not in tables:
         where = target.path or target.shown
-        raise ConfigError(_engines.FIELD, target.shown, f"no study database at {where}; run a study first or fix the URL")
+        why = f"no study database at {where}; run a study first or fix the URL"
+        raise ConfigError(_engines.FIELD, target.shown, why)
     with warnings.catch_warnings():
         # Heartbeats and the retry callback are marked experimental; we rely on them on
         # purpose, and the warning would be printed by every worker on every start.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = (
-            None if heartbeat_interval is None else optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-        )
+        retry = None
+        if heartbeat_interval is not None:
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
         def make() -> optuna.storages.RDBStorage:
             opened = optuna.storages.RDBStorage(
@@ -85,7 +86,8 @@ def study_names(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
     names = [s.study_name for s in storage.get_all_studies()]
     found = [n for n in names if belongs_to(n, name)]
     if not found:
-        raise ConfigError("--study", name, f"no such study in the storage; studies there: {', '.join(sorted(names)) or 'none'}")
+        there = ", ".join(sorted(names)) or "none"
+        raise ConfigError("--study", name, f"no such study in the storage; studies there: {there}")
     return sorted(found)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,15 +53,20 @@ def export(
     best: dict[tuple, TrialRecord] = {}
     for t in trials:
         key = tuple(config_value(t.config, k) for k in by)
-        if key not in best or t.value > best[key].value:
+        if key not in best or _value(t) > _value(best[key]):
             best[key] = t
-    overall = max(best.values(), key=lambda t: t.value)
+    overall = max(best.values(), key=_value)
     _create_out(out)
     written = []
     for key, t in sorted(best.items(), key=lambda kv: tuple(map(str, kv[0]))):
         written.append(_write(out / (file_stem(key) + ".yaml"), t))
     written.append(_write(out / "best.yaml", overall))
     return written
+
+
+def _value(trial: TrialRecord) -> float:
+    """A complete trial's validation accuracy (every complete trial has one)."""
+    return -math.inf if trial.value is None else trial.value
 
 
 def _create_out(out: Path) -> None:
@@ -77,7 +83,7 @@ def _write(path: Path, trial: TrialRecord) -> Path:
     config = TrialConfig.from_dict(trial.config).to_dict()  # validated: it must re-run as is
     test = trial.test_acc if trial.test_acc is not None else float("nan")
     header = (
-        f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {trial.value:.4f}, "
+        f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {_value(trial):.4f}, "
         f"test accuracy {test:.4f}\n"
         f"# re-run: snn-study train --config {path.name}\n"
     )

@@ -97,8 +97,10 @@ def _registry_help() -> str:
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="run config (YAML); every field defaults to the seed's value")
-    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a field, e.g. model.surrogate=atan")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on the last line of stdout")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a field, e.g. model.surrogate=atan")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object with the results on the last line of stdout")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -283,7 +285,8 @@ def _storage_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _best_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", required=True, metavar="NAME", help="study name (per-combination studies: the common prefix)")
+    p.add_argument("--study", required=True, metavar="NAME",
+                   help="study name (with its per-combination studies NAME::...)")
     _storage_arg(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the YAML files")
     p.add_argument("--by", default="neuron,surrogate,backprop", metavar="FIELDS",
@@ -375,10 +378,10 @@ def _dashboard_artifacts(args: argparse.Namespace, storage) -> Path:
 
     if args.artifacts is not None:
         if not Path(args.artifacts).is_dir():
-            raise ConfigError("--artifacts", args.artifacts, "no such folder; give the folder the weights were saved in")
+            why = "no such folder; give the folder the weights were saved in"
+            raise ConfigError("--artifacts", args.artifacts, why)
         return Path(args.artifacts)
-    named = {saved_artifacts(s.user_attrs) for s in storage.get_all_studies()}
-    named.discard(None)
+    named = {folder for s in storage.get_all_studies() if (folder := saved_artifacts(s.user_attrs)) is not None}
     if len(named) > 1:
         print(f"snn-study dashboard: the studies save weights in {len(named)} folders ({', '.join(sorted(named))}); "
               "showing the default's, pass --artifacts DIR for another", file=sys.stderr)
@@ -386,7 +389,8 @@ def _dashboard_artifacts(args: argparse.Namespace, storage) -> Path:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", required=True, metavar="NAME", help="study name (per-combination studies: the common prefix)")
+    p.add_argument("--study", required=True, metavar="NAME",
+                   help="study name (with its per-combination studies NAME::...)")
     _storage_arg(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the report (created)")
     p.add_argument("--format", default="html", metavar="FORMATS",
@@ -433,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, handler) in COMMANDS.items():
-        listed = {"help": help_text} if help_text != argparse.SUPPRESS else {}  # _worker: internal, unlisted
+        listed: dict[str, Any] = {"help": help_text} if help_text != argparse.SUPPRESS else {}  # _worker: unlisted
         p = sub.add_parser(
             name,
             **listed,

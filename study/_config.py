@@ -80,7 +80,7 @@ class StudyConfig:
             raise ConfigError("search", search, "expected a mapping of run-config fields to choices, ranges or values")
         space = SearchSpace(base, search)
         n_grid = len(space.grid())
-        if settings.sampler == "grid":
+        if SAMPLERS[settings.sampler].queued_grid:
             settings = dataclasses.replace(settings, n_trials=n_grid)
         elif settings.n_trials is None:
             raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
@@ -96,11 +96,16 @@ class StudyConfig:
             return [(self.study.name, self.search)]
         return [(cell_study_name(self.study.name, c), self.search.restricted(c)) for c in self.search.combinations()]
 
+    @property
+    def queued_grid(self) -> bool:
+        """Whether the study runs every categorical combination once, from Optuna's queue (``grid``)."""
+        return SAMPLERS[self.study.sampler].queued_grid
+
     def target(self, space: SearchSpace) -> int:
         """Finished trials one study of this config should reach."""
-        if self.study.sampler == "grid":
+        if self.queued_grid or self.study.n_trials is None:  # from_dict sets n_trials for every other sampler
             return len(space.grid())
-        return int(self.study.n_trials)
+        return self.study.n_trials
 
     def to_dict(self) -> dict[str, Any]:
         """The config as given, with the ``study`` section resolved (storage, name, trials)."""
@@ -113,7 +118,7 @@ def load_preset(name: str) -> dict[str, Any]:
     """The parsed YAML of a built-in preset."""
     if name not in PRESETS:
         raise ConfigError("--preset", name, f"allowed: {', '.join(PRESETS)}")
-    return yaml.safe_load(resources.files("study").joinpath("presets", f"{name}.yaml").read_text())
+    return yaml.safe_load((resources.files("study") / "presets" / f"{name}.yaml").read_text())
 
 
 def _settings(data: Any) -> StudySettings:

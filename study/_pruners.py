@@ -63,7 +63,9 @@ class PrunerConfig:
 
 
 PRUNERS: dict[str, Callable[[PrunerConfig, int], optuna.pruners.BasePruner]] = {
-    "median": lambda c, epochs: optuna.pruners.MedianPruner(n_startup_trials=c.n_startup_trials, n_warmup_steps=c.n_warmup_steps),
+    "median": lambda c, epochs: optuna.pruners.MedianPruner(
+        n_startup_trials=c.n_startup_trials, n_warmup_steps=c.n_warmup_steps
+    ),
     "percentile": lambda c, epochs: optuna.pruners.PercentilePruner(
         c.percentile, n_startup_trials=c.n_startup_trials, n_warmup_steps=c.n_warmup_steps
     ),

@@ -27,7 +27,8 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from objectives import STUDY_CONFIG_ATTR, Objective, TrainingDiverged, TrialRecord
+import objectives
+from objectives import STUDY_CONFIG_ATTR, TrainingDiverged, TrialRecord
 from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
 
 from ._config import StudyConfig
@@ -37,7 +38,7 @@ from ._space import SearchSpace
 
 POLL_SECONDS = 2.0
 #: the direction and metric every study optimizes
-DIRECTION, METRIC = "maximize", "val_acc"
+DIRECTION, METRIC = optuna.study.StudyDirection.MAXIMIZE, "val_acc"
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def prepare(cfg: StudyConfig, storage) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names([METRIC])
         study.set_user_attr(STUDY_CONFIG_ATTR, cfg.to_dict())
-        if cfg.study.sampler == "grid":
+        if cfg.queued_grid:
             queue_missing(study, space)
 
 
@@ -163,18 +164,20 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
     try:
         for name, space in cfg.studies():
             study = _create_or_load(cfg, name, space, storage, worker)
-            objective = Objective(space.suggest, store, device, on_epoch=_on_epoch(name, epoch_log, reporter))
+            # objectives.Objective imports torch: here, in a worker, not when the command line starts
+            on_epoch = _on_epoch(name, epoch_log, reporter)
+            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch)
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study)
                 p = progress(study)
                 if p.done >= target:
                     break
-                if p.waiting == 0 and p.running == 0 and cfg.study.sampler == "grid":
+                if p.waiting == 0 and p.running == 0 and cfg.queued_grid:
                     queue_missing(study, space)  # combinations whose trial was interrupted
                     continue
-                if p.waiting or (cfg.study.sampler != "grid" and p.done + p.running < target):
-                    ran = run_one(study, storage, objective, grid=cfg.study.sampler == "grid", reporter=reporter)
+                if p.waiting or (not cfg.queued_grid and p.done + p.running < target):
+                    ran = run_one(study, storage, objective, grid=cfg.queued_grid, reporter=reporter)
                     if ran and on_trial is not None:
                         on_trial()
                 else:
@@ -193,7 +196,7 @@ def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
     return on_epoch
 
 
-def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Objective, grid: bool,
+def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: objectives.Objective, grid: bool,
             reporter: _Reporter) -> bool:
     """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
 
@@ -351,7 +354,7 @@ class _Bar:
         studies = cfg.studies()  # built once: it validates a config per combination
         self.names = [name for name, _ in studies]
         self.total = sum(cfg.target(s) for _, s in studies)
-        self.last = None
+        self.last: tuple[int, float | None] | None = None
         self.tqdm = None
         if sys.stderr.isatty() and not quiet:
             from tqdm.auto import tqdm
@@ -415,8 +418,9 @@ def _one_line_thread_errors(index: int):
     """An uncaught error in one of the worker's threads (such as the heartbeat) in one line, not a traceback."""
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        print(f"[worker {index}] {args.thread.name if args.thread else 'a thread'}: {_first_line(args.exc_value)}",
-              file=sys.stderr, flush=True)
+        what = _first_line(args.exc_value) if args.exc_value is not None else args.exc_type.__name__
+        thread = args.thread.name if args.thread else "a thread"
+        print(f"[worker {index}] {thread}: {what}", file=sys.stderr, flush=True)
 
     return hook
 

@@ -1,25 +1,37 @@
 """Samplers (``optuna.samplers``), all seeded.
 
-``grid`` runs every combination of the categorical choices exactly once: the
-runner enqueues each combination as a waiting trial (Optuna's queue is shared by
-every worker, so none is run twice or skipped) and numeric parameters inside a
-combination are drawn by a seeded random sampler.
+``grid`` is not an Optuna sampler: it runs every combination of the categorical choices
+exactly once by enqueueing each as a waiting trial (Optuna's queue is shared by every
+worker, so none is run twice or skipped); numeric parameters inside a combination are
+drawn by a seeded random sampler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
 
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
-    "grid": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+
+@dataclass(frozen=True)
+class Sampler:
+    """How a study chooses its trials: ``make(seed)`` builds the Optuna sampler, and a ``queued_grid``
+    study runs each categorical combination once, as a queued trial."""
+
+    make: Callable[[int], optuna.samplers.BaseSampler]
+    queued_grid: bool = False
+
+
+SAMPLERS: dict[str, Sampler] = {
+    "tpe": Sampler(lambda seed: optuna.samplers.TPESampler(seed=seed)),
+    # the combination comes from the queue; only the numeric parameters are sampled, at random
+    "grid": Sampler(lambda seed: optuna.samplers.RandomSampler(seed=seed), queued_grid=True),
+    "random": Sampler(lambda seed: optuna.samplers.RandomSampler(seed=seed)),
+    "gp": Sampler(lambda seed: optuna.samplers.GPSampler(seed=seed)),
 }
 
 
 def make_sampler(name: str, seed: int, worker: int = 0) -> optuna.samplers.BaseSampler:
     """The sampler ``name``; each worker gets its own seed so that parallel workers do not propose twins."""
-    return SAMPLERS[name](seed + 1000 * worker)
+    return SAMPLERS[name].make(seed + 1000 * worker)

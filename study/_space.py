@@ -66,7 +66,8 @@ def _resolve(key: str) -> str:
     if key.startswith("surrogate_args."):
         param = key.split(".", 1)[1]
         if param not in SURROGATE_PARAMS:
-            raise ConfigError(f"search.{key}", param, f"not a surrogate parameter; allowed: {', '.join(SURROGATE_PARAMS)}")
+            allowed = ", ".join(SURROGATE_PARAMS)
+            raise ConfigError(f"search.{key}", param, f"not a surrogate parameter; allowed: {allowed}")
         return key
     if "." in key and key.split(".", 1)[0] in SECTIONS:
         if key.split(".", 1)[1] not in {f.name for f in fields(SECTIONS[key.split(".", 1)[0]])}:
@@ -131,16 +132,21 @@ class SearchSpace:
                 raise ConfigError("search.tbptt_window", window, f"must be <= the fewest time steps searched ({steps})")
         if "alpha" in self.choices("model.neuron") and self._high("model.alpha") <= self._low("model.beta"):
             raise ConfigError(
-                "search.alpha", self._high("model.alpha"), f"the alpha neuron needs alpha > beta (beta from {self._low('model.beta')})"
+                "search.alpha",
+                self._high("model.alpha"),
+                f"the alpha neuron needs alpha > beta (beta from {self._low('model.beta')})",
             )
         if "lapicque" in self.choices("model.neuron") and self._high("model.beta") <= 1 / math.e:
-            raise ConfigError("search.beta", self._high("model.beta"), "the lapicque neuron needs beta > 1/e somewhere in the range")
+            why = "the lapicque neuron needs beta > 1/e somewhere in the range"
+            raise ConfigError("search.beta", self._high("model.beta"), why)
         for r in self.ranges:
             if r.path.startswith("surrogate_args."):
                 param = r.path.split(".", 1)[1]
                 if not any(param in SURROGATE_SPECS[s].params for s in self.choices("model.surrogate")):
                     raise ConfigError(
-                        f"search.{r.key}", param, f"no searched surrogate has this parameter ({', '.join(self.choices('model.surrogate'))})"
+                        f"search.{r.key}",
+                        param,
+                        f"no searched surrogate has this parameter ({', '.join(self.choices('model.surrogate'))})",
                     )
 
     def choices(self, path: str) -> list:

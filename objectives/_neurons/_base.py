@@ -30,6 +30,7 @@ class Neuron(nn.Module):
 
     #: the neuron's name, config fields (besides threshold), default reset and rule
     spec: ClassVar[NeuronSpec]
+    threshold: torch.Tensor
     #: state variables, in snntorch's argument order; the membrane is last
     state_names: ClassVar[tuple[str, ...]] = ("mem",)
     #: whether :meth:`backward_window` emits, for each step, the tensor ``local(t)`` gave it
@@ -238,15 +239,16 @@ class _Window(torch.autograd.Function):
         # A neuron whose input gradient is its membrane gradient (``emits_local``) updates the
         # window's locals in place into the input gradients: nothing to copy, one sum if constant.
         in_place = whole and neuron.emits_local
-        grad_x = None if ctx.constant or in_place else steps_like(mems[0], steps)
+        per_step = None if ctx.constant or in_place else steps_like(mems[0], steps)
+        grad_x: torch.Tensor | None = per_step
         summed = False
 
         def emit(t, grad):
             nonlocal grad_x, summed
             if in_place:
                 return
-            if not ctx.constant:
-                grad_x[t].copy_(grad)
+            if per_step is not None:
+                per_step[t].copy_(grad)
             elif grad_x is None:
                 grad_x = grad  # the neuron may read it again: the sum goes out of place once
             elif not summed:

@@ -16,9 +16,17 @@ class Alpha(Neuron):
 
     state_names = ("syn_exc", "syn_inh", "mem")
     spec = NEURON_SPECS["alpha"]
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    tau: torch.Tensor
 
     def __init__(
-        self, spike_fn, alpha: float = 0.9, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None
+        self,
+        spike_fn,
+        alpha: float = 0.9,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        reset_mechanism: str | None = None,
     ):
         super().__init__(spike_fn, threshold, reset_mechanism)
         problem = self.spec.check(alpha=alpha, beta=beta)

@@ -20,6 +20,12 @@ class Lapicque(Neuron):
 
     state_names = ("mem",)
     spec = NEURON_SPECS["lapicque"]
+    beta: torch.Tensor
+    R: torch.Tensor
+    C: torch.Tensor
+    time_step: torch.Tensor
+    inv_rc: torch.Tensor
+    decay: torch.Tensor
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__(spike_fn, threshold, reset_mechanism)
@@ -56,15 +62,17 @@ class Lapicque(Neuron):
         decay = self.decay
         c_in = self.inv_rc  # R * (1 / RC) * time_step, with R and the time step 1
         zero = self.reset_mechanism == "zero"
-        grad = None  # on P[t + 1]
-        for t in range(steps - 1, -1, -1):
-            g = local(t)
-            if grad is not None:
-                g.addcmul_(grad, decay)
+
+        def on_p(t: int, grad: torch.Tensor) -> torch.Tensor:
+            """The gradient on P[t], given the one on U[t] (the later steps' included)."""
             if zero:
-                g.mul_(1 - reset(t))
-            emit(t, g * c_in)
-            grad = g
+                grad.mul_(1 - reset(t))
+            emit(t, grad * c_in)
+            return grad
+
+        grad = on_p(steps - 1, local(steps - 1))
+        for t in range(steps - 2, -1, -1):
+            grad = on_p(t, local(t).addcmul_(grad, decay))
         return (grad * decay,)
 
     def _snntorch(self, init_hidden, output):

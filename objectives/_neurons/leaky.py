@@ -15,6 +15,7 @@ class Leaky(Neuron):
     state_names = ("mem",)
     spec = NEURON_SPECS["leaky"]
     emits_local = True  # dU[t]/dI[t] = 1
+    beta: torch.Tensor
 
     def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
         super().__init__(spike_fn, threshold, reset_mechanism)
@@ -36,14 +37,17 @@ class Leaky(Neuron):
         # dU[t]/dU[t-1] = beta, times (1 - reset[t]) under the zero reset; dU[t]/dI[t] = 1
         beta = self.beta
         zero = self.reset_mechanism == "zero"
-        grad = None
-        for t in range(steps - 1, -1, -1):
-            g = local(t)
-            if grad is not None:
-                g.addcmul_(grad, beta * (1 - reset(t + 1)) if zero else beta)
-            emit(t, g)
-            grad = g
-        return (grad * (beta * (1 - reset(0)) if zero else beta),)
+
+        def carry(t: int) -> torch.Tensor:
+            """dU[t]/dU[t-1]."""
+            return beta * (1 - reset(t)) if zero else beta
+
+        grad = local(steps - 1)
+        emit(steps - 1, grad)
+        for t in range(steps - 2, -1, -1):
+            grad = local(t).addcmul_(grad, carry(t + 1))
+            emit(t, grad)
+        return (grad * carry(0),)
 
     def _snntorch(self, init_hidden, output):
         return snn.Leaky(

@@ -15,9 +15,16 @@ class Synaptic(Neuron):
 
     state_names = ("syn", "mem")
     spec = NEURON_SPECS["synaptic"]
+    alpha: torch.Tensor
+    beta: torch.Tensor
 
     def __init__(
-        self, spike_fn, alpha: float = 0.9, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None
+        self,
+        spike_fn,
+        alpha: float = 0.9,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        reset_mechanism: str | None = None,
     ):
         super().__init__(spike_fn, threshold, reset_mechanism)
         # clamped once here, not at every step as snntorch does: the same values, two kernels less per step
@@ -39,18 +46,22 @@ class Synaptic(Neuron):
         # I_syn[t] = alpha I_syn[t-1] + I[t]
         alpha, beta = self.alpha, self.beta
         zero = self.reset_mechanism == "zero"
-        grad_p = None  # on P[t + 1]
         grad_syn = later[0]  # on I_syn[t] from the steps after t (or the final state)
-        for t in range(steps - 1, -1, -1):
-            g = local(t)
-            if grad_p is not None:
-                g.addcmul_(grad_p, beta)
+
+        def on_p(t: int, grad: torch.Tensor) -> torch.Tensor:
+            """The gradient on P[t], given the one on U[t] (the later steps' included); emits step t's input
+            gradient and carries the synaptic current's back to step t - 1."""
+            nonlocal grad_syn
             if zero:
-                g.mul_(1 - reset(t))
-            syn = g if grad_syn is None else g + grad_syn
+                grad.mul_(1 - reset(t))
+            syn = grad if grad_syn is None else grad + grad_syn
             emit(t, syn)
             grad_syn = syn * alpha
-            grad_p = g
+            return grad
+
+        grad_p = on_p(steps - 1, local(steps - 1))
+        for t in range(steps - 2, -1, -1):
+            grad_p = on_p(t, local(t).addcmul_(grad_p, beta))
         return (grad_syn, grad_p * beta)
 
     def _snntorch(self, init_hidden, output):
