@@ -174,8 +174,8 @@ def test_a_write_waits_out_another_connections_lock(tmp_path):
 # --- EpochLog -------------------------------------------------------------------------
 
 
-def test_epoch_log_round_trip_orders_by_trial_then_epoch(tmp_path):
-    url = sqlite_url(tmp_path / "s.db")
+def test_epoch_log_round_trip_orders_by_trial_then_epoch(storage_url):
+    url = storage_url
     log = storage.EpochLog(url)
     log.record("s", 1, 12, epoch(1, (0.5,)))
     log.record("s", 0, 11, epoch(2))
@@ -257,8 +257,8 @@ def test_artifacts_of_a_server_database_go_to_root_or_the_environment_or_runs(tm
 # --- list_studies -------------------------------------------------------------------------
 
 
-def test_list_studies_counts_trials_by_state(tmp_path):
-    url = sqlite_url(tmp_path / "s.db")
+def test_list_studies_counts_trials_by_state(storage_url):
+    url = storage_url
     opened = storage.open_storage(url, heartbeat_interval=None)  # heartbeats need optimize(); this test asks
     study = optuna.create_study(storage=opened, study_name="mixed", direction="maximize")
     for value in (0.5, 0.9):
