@@ -18,6 +18,7 @@ from ._records import (
     heatmap_records,
     spike_rate_records,
 )
+from ._stats import cell_stats, comparison_json, comparison_tables, factor_stats, format_comparison, holm, main_effects
 from ._tables import SUMMARY_COLUMNS, best_trial, epoch_rows, per_neuron_tables, read_csv, summary_rows, trial_rows
 from ._traces import TraceRecord, trace_records
 
@@ -32,13 +33,20 @@ __all__ = [
     "TraceRecord",
     "best_by_factor",
     "best_trial",
+    "cell_stats",
+    "comparison_json",
+    "comparison_tables",
     "curve_records",
     "distribution_records",
     "epoch_rows",
     "export",
+    "factor_stats",
+    "format_comparison",
     "heatmap_records",
+    "holm",
     "importance_records",
     "load_study_data",
+    "main_effects",
     "merged_study",
     "parse_formats",
     "per_neuron_tables",
