@@ -161,7 +161,7 @@ def test_a_bad_launcher_setting_exits_2_with_one_line_and_writes_nothing(tmp_pat
 # ---- on a real Slurm ---------------------------------------------------------------------------------------------
 
 
-def test_a_grid_study_launched_as_a_three_task_array_runs_every_cell_exactly_once(tmp_path, postgres_url, slurm):
+def test_a_grid_study_launched_as_a_three_task_array_runs_every_cell_exactly_once(tmp_path, slurm, postgres_url):
     proc = snn_study("run", "--config", str(launched_yaml(tmp_path, postgres_url, workers=3)), "--wait")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = submitted(proc)
@@ -179,7 +179,7 @@ def test_a_grid_study_launched_as_a_three_task_array_runs_every_cell_exactly_onc
 
 
 def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_launch_completes_the_study(
-        tmp_path, postgres_url, slurm):
+        tmp_path, slurm, postgres_url):
     config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
     first = snn_study("run", "--config", str(config))
     assert first.returncode == 0, first.stderr
@@ -210,7 +210,7 @@ def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_
     assert f"task {job}_1 cancelled: SIGTERM (scancel or preemption): stopped after its trial" in listed, listed
 
 
-def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp_path, postgres_url, slurm):
+def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp_path, slurm, postgres_url):
     config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
     job = submitted(snn_study("run", "--config", str(config)))
     log = tmp_path / "logs" / f"{job}_0_0_log.err"
@@ -228,7 +228,7 @@ def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp
     assert_each_cell_finished_exactly_once(trials_of(postgres_url))
 
 
-def test_wait_exits_non_zero_when_every_task_fails_and_list_shows_why(tmp_path, postgres_url, slurm):
+def test_wait_exits_non_zero_when_every_task_fails_and_list_shows_why(tmp_path, slurm, postgres_url):
     # a node where the project cannot be imported: this folder's `study` shadows it (and is the task's cwd)
     broken = tmp_path / "broken"
     (broken / "study").mkdir(parents=True)
@@ -262,7 +262,7 @@ def _unwritable(tmp_path: Path) -> str:
     ("unwritable artifacts", "study.artifacts", "cannot write in it"),
 ])
 def test_a_launch_without_a_server_database_or_a_writable_artifact_folder_is_refused_before_anything_is_submitted(
-        tmp_path, postgres_url, slurm, case, field, message):
+        tmp_path, slurm, postgres_url, case, field, message):
     storage = f"sqlite:///{tmp_path / 'study.db'}" if case == "sqlite" else postgres_url
     config = launched_yaml(tmp_path, storage, workers=2)
     data = yaml.safe_load(config.read_text())
