@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import json
 import os
 import re
@@ -92,11 +93,16 @@ def launch(cfg: StudyConfig, quiet: bool = False, wait: bool = False) -> int:
     first = 1 + sum(len(r["tasks"]) for r in _launches(notes.user_attrs).values())
     executor = _executor(cfg, logs)
     task = _Task(json.dumps(cfg.to_dict()), first, quiet)
+    pickles = set(logs.glob("*.pkl"))
     try:
-        with _outside_any_job():
+        # submitit prints sbatch's complaint itself; it is said once, below, in one line
+        with _outside_any_job(), contextlib.redirect_stderr(io.StringIO()):
             jobs = executor.map_array(task, range(cfg.study.workers))
     except (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedSubmissionError) as exc:
-        reason = " ".join(line.strip() for line in str(exc).splitlines() if "error" in line.lower()) or str(exc)
+        for leftover in set(logs.glob("*.pkl")) - pickles:  # the tasks submitit wrote for the refused job
+            leftover.unlink(missing_ok=True)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
         print(f"snn-study run: sbatch refused the job: {reason}", file=sys.stderr)
         return 2
     job_id = jobs[0].job_id.split("_")[0]
@@ -371,8 +377,10 @@ class _Task:
         note = {"worker": worker, "node": socket.gethostname()}
         notes = None
         try:
-            notes = _notes_study(cfg, open_storage(cfg.study.storage, heartbeat_interval=None))
+            notes_storage = open_storage(cfg.study.storage, heartbeat_interval=None)
+            notes = _notes_study(cfg, notes_storage)
             notes.set_user_attr(TASK_ATTR + task, {**note, "state": "running", "at": _now()})
+            notes_storage.engine.dispose()  # no idle connection held while the worker runs: a server has so many
             work(cfg, worker, None, self.quiet, on_trial=_stop_if_terminated)
         except _Terminated:
             print(f"[worker {worker}] SIGTERM: stopped after its trial", file=sys.stderr, flush=True)

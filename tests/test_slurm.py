@@ -283,3 +283,13 @@ def test_a_launch_without_a_server_database_or_a_writable_artifact_folder_is_ref
             assert sa.inspect(engine).get_table_names() == []
         finally:
             engine.dispose()
+
+
+def test_a_job_sbatch_refuses_exits_2_with_sbatchs_reason_and_leaves_no_task_behind(tmp_path, slurm, postgres_url):
+    config = launched_yaml(tmp_path, postgres_url, workers=2, partition="no-such-partition")
+    proc = snn_study("run", "--config", str(config))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("snn-study run: sbatch refused the job: ") and "Invalid partition" in last, proc.stderr
+    assert "submitted" not in proc.stdout and not squeue("-n", "snn-grid8")
+    assert not list((tmp_path / "logs").glob("*.pkl"))  # the pickled tasks of the refused job are removed
