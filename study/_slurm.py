@@ -4,7 +4,9 @@ Each array task is one worker running :func:`study._runner.work`, the loop a loc
 heartbeat, pruning, a grid cell claimed compare-and-set), so the tasks of one array, of several launches and
 local workers can share one study. Each launch and what became of each task are kept as user attributes of the
 study (the first one of a per-combination config): ``slurm_job:<job>`` when it is submitted, ``slurm_task:<job>_<i>``
-by the task itself (running, finished, failed with its error, requeued); ``snn-study list`` shows them.
+by the task itself (running, finished, failed with its error, cancelled, requeued) or, for what only Slurm or the
+task's log knows (killed, failed before our code ran), by the next launch or ``--wait``; ``snn-study list`` shows
+them.
 
 Faults, and who handles them:
 
@@ -50,7 +52,7 @@ from objectives import ConfigError
 from storage import EpochLog, open_storage
 
 from ._config import StudyConfig
-from ._launch import absolute, is_local_host
+from ._launch import absolute, check_shared_folder, is_local_host
 from ._runner import (
     _STORAGE_ERRORS,
     POLL_SECONDS,
@@ -136,7 +138,7 @@ def _logs_folder(path: str) -> Path:
     except OSError as exc:
         raise ConfigError("launcher.logs", path, f"cannot create it ({exc.strerror}); give a folder every node "
                           "can write") from None
-    return folder
+    return check_shared_folder("launcher.logs", str(folder))
 
 
 def _executor(cfg: StudyConfig, logs: Path):
@@ -301,7 +303,8 @@ def _last_error(log: Path) -> str | None:
         return None
     errors = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit)\b", line)]
     mine = [line for line in lines if not line.startswith(("srun:", "slurmstepd:"))]
-    return (errors or mine or [None])[-1]
+    found = errors or mine
+    return found[-1] if found else None
 
 
 def launch_lines(url: str) -> list[str]:
@@ -353,6 +356,22 @@ def _stop_if_terminated() -> None:
         raise _Terminated
 
 
+class _TaskNotes:
+    """What one task did, written into the study's user attributes (``slurm_task:<job>_<i>``)."""
+
+    def __init__(self, cfg: StudyConfig, task: str, note: dict[str, Any]):
+        self.cfg, self.key, self.note = cfg, TASK_ATTR + task, note
+        self.storage: optuna.storages.RDBStorage | None = None
+
+    def write(self, state: str, error: str | None = None) -> None:
+        """Record ``state`` (and why), then close the connection: a worker holds no idle one while it runs."""
+        if self.storage is None:
+            self.storage = open_storage(self.cfg.study.storage, heartbeat_interval=None)
+        study = _notes_study(self.cfg, self.storage)
+        study.set_user_attr(self.key, {**self.note, "state": state, "error": error, "at": _now()})
+        self.storage.engine.dispose()
+
+
 @dataclass(frozen=True)
 class _Task:
     """One array task: a worker of the study (pickled by submitit, run on the node with the task's index)."""
@@ -374,31 +393,27 @@ class _Task:
         threading.excepthook = _one_line_thread_errors(worker)
         # scancel (and a preemption that cancels) sends SIGTERM, then SIGKILL after KillWait: no new trial meanwhile
         signal.signal(signal.SIGTERM, lambda *_: _TERMINATED.set())
-        note = {"worker": worker, "node": socket.gethostname()}
-        notes = None
+        notes = _TaskNotes(cfg, task, {"worker": worker, "node": socket.gethostname()})
+        error: str | None
         try:
-            notes_storage = open_storage(cfg.study.storage, heartbeat_interval=None)
-            notes = _notes_study(cfg, notes_storage)
-            notes.set_user_attr(TASK_ATTR + task, {**note, "state": "running", "at": _now()})
-            notes_storage.engine.dispose()  # no idle connection held while the worker runs: a server has so many
+            notes.write("running")  # a database this node cannot reach fails the task here, with the reason
             work(cfg, worker, None, self.quiet, on_trial=_stop_if_terminated)
         except _Terminated:
             print(f"[worker {worker}] SIGTERM: stopped after its trial", file=sys.stderr, flush=True)
-            note.update(state="cancelled", error="SIGTERM (scancel or preemption): stopped after its trial")
+            state, error = "cancelled", "SIGTERM (scancel or preemption): stopped after its trial"
         except BaseException as exc:
             if _REQUEUED.is_set():
-                note.update(state="requeued", error="time limit or preemption: submitit requeued the task")
+                state, error = "requeued", "time limit or preemption: submitit requeued the task"
             else:
-                note.update(state="failed", error=f"{type(exc).__name__}: {_first_line(exc)}")
-            print(f"[worker {worker}] {note['state']}: {note['error']}", file=sys.stderr, flush=True)
-            if notes is not None:
-                with contextlib.suppress(*_STORAGE_ERRORS):
-                    notes.set_user_attr(TASK_ATTR + task, {**note, "at": _now()})
+                state, error = "failed", f"{type(exc).__name__}: {_first_line(exc)}"
+            print(f"[worker {worker}] {state}: {error}", file=sys.stderr, flush=True)
+            with contextlib.suppress(Exception):  # the error that ends the task is the one to report
+                notes.write(state, error)
             raise
         else:
-            note["state"] = "finished"
+            state, error = "finished", None
         with contextlib.suppress(*_STORAGE_ERRORS):  # the trials are told; only the note would be lost
-            notes.set_user_attr(TASK_ATTR + task, {**note, "at": _now()})
+            notes.write(state, error)
 
     def checkpoint(self, index: int):
         """Called by submitit on the time-limit signal: run this task again (a new worker start that resumes)."""
