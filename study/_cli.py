@@ -173,6 +173,8 @@ class _Log:
 def _run_args(p: argparse.ArgumentParser) -> None:
     from storage import DEFAULT_URL
 
+    from ._launch import LAUNCHER_NAMES
+
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (YAML)")
     source.add_argument("--preset", metavar="NAME", help="a built-in study config: quick, mnist-grid, mnist-tpe")
@@ -184,6 +186,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a field, e.g. study.sampler=random, search.neuron=[leaky,alpha], training.epochs=3")
     p.add_argument("--quiet", action="store_true", help="log lines only: no progress bar, no per-epoch lines")
+    p.add_argument("--launcher", choices=LAUNCHER_NAMES,
+                   help="where the workers run: local processes (default), or one Slurm job array (launcher section)")
+    p.add_argument("--wait", action="store_true", help="with a launcher: follow the study until the job ends and "
+                   "exit with its status (0: the study is complete)")
 
 
 def _study_config(args: argparse.Namespace):
@@ -194,7 +200,7 @@ def _study_config(args: argparse.Namespace):
     raw = read_yaml(args.config) if args.config else load_preset(args.preset)
     overrides = parse_set(args.set)
     for flag, path in (("storage", "study.storage"), ("study_name", "study.name"), ("n_trials", "study.n_trials"),
-                       ("workers", "study.workers")):
+                       ("workers", "study.workers"), ("launcher", "launcher.name")):
         value = getattr(args, flag)
         if value is not None:
             overrides[path] = value
@@ -213,10 +219,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from storage import open_storage
 
+    from ._launch import launcher_for
     from ._runner import run
 
     _interruptible()
     cfg = _study_config(args)
+    launcher = launcher_for(cfg)  # a launched study's storage and artifact rules, before anything is written
     _check_datasets(cfg)
     # a bad or unreachable storage is a usage error before anything starts
     open_storage(cfg.study.storage, heartbeat_interval=None)
@@ -227,6 +235,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
           f"sampler {cfg.study.sampler}, pruner {cfg.study.pruner.name}, {cfg.study.workers} worker(s), "
           f"storage {cfg.study.storage}", file=sys.stderr)
+    if launcher is not None:
+        return launcher.launch(cfg, args.quiet, args.wait)
     code = run(cfg, quiet=args.quiet, debug=args.debug)
     if code == 0:
         storage = cfg.study.storage
@@ -317,6 +327,8 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     from storage import list_studies
 
+    from ._slurm import launch_lines
+
     rows = list_studies(args.storage)
     if not rows:
         print(f"no studies in {args.storage}")
@@ -327,6 +339,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         best = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
         print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
+    for line in launch_lines(args.storage):
+        print(line)
     return EXIT_OK
 
 

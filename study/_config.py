@@ -26,6 +26,7 @@ from objectives import (
 )
 from storage import DEFAULT_URL
 
+from ._launch import LauncherConfig
 from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
 from ._space import SearchSpace
@@ -64,12 +65,14 @@ class StudyConfig:
     study: StudySettings
     search: SearchSpace
     raw: Mapping[str, Any]
+    #: where the workers run (``launcher`` section): this machine, or a Slurm job array
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StudyConfig:
         """Build and check a study config from parsed YAML."""
         data = dict(data or {})
-        allowed = ("study", *SECTIONS, "search")
+        allowed = ("study", *SECTIONS, "search", "launcher")
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise ConfigError(unknown[0], data[unknown[0]], f"unknown section; allowed: {', '.join(allowed)}")
@@ -88,7 +91,7 @@ class StudyConfig:
             for path in COMBINATION_PATHS:
                 if not any(c.path == path for c in space.categorical) and len(space.choices(path)) != 1:
                     raise ConfigError("study.per_combination", True, f"needs {path} in search or fixed")
-        return cls(settings, space, data)
+        return cls(settings, space, data, LauncherConfig.from_value(data.get("launcher")))
 
     def studies(self) -> list[tuple[str, SearchSpace]]:
         """``(study name, search space)`` for each study this config runs: one, or one per combination."""
