@@ -219,7 +219,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from storage import open_storage
 
-    from ._launch import launcher_for
+    from ._launchers import launcher_for
     from ._runner import run
 
     _interruptible()

@@ -14,7 +14,6 @@ not safe on a network filesystem. One machine's workers are what ``local`` runs,
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 from objectives import ConfigError
 
-#: every launcher; ``local`` runs in this process (study._runner.run), the others through LAUNCHERS
+#: every launcher; ``local`` runs in this process (study._runner.run), the others through study._launchers
 LAUNCHER_NAMES = ("local", "slurm")
 
 #: sbatch options submitit sets itself for a job array (log files, the array, the time-limit signal)
@@ -185,47 +184,6 @@ def check_shared_folder(field: str, path: str | None) -> Path:
     return folder.resolve()
 
 
-def check_slurm(cfg) -> None:
-    """Refuse a Slurm launch that cannot work, before anything is written or submitted."""
-    try:
-        import submitit  # noqa: F401 - only its presence is checked here
-    except ImportError:
-        raise ConfigError("launcher.name", "slurm", 'needs submitit: pip install "snn-study[slurm]"') from None
-    if shutil.which("sbatch") is None:
-        raise ConfigError("launcher.name", "slurm", "sbatch is not on PATH; launch from a machine that submits "
-                          "Slurm jobs (a login node)")
-    check_server_storage(cfg.study.storage)
-    if cfg.study.devices:
-        raise ConfigError("study.devices", list(cfg.study.devices), "a Slurm task trains on the GPU Slurm gives it; "
-                          "set launcher.gpus_per_worker instead")
-    check_shared_folder("study.artifacts", cfg.study.artifacts)
-
-
-def _launch_slurm(cfg, quiet: bool, wait: bool) -> int:
-    from ._slurm import launch
-
-    return launch(cfg, quiet=quiet, wait=wait)
-
-
-@dataclass(frozen=True)
-class Launcher:
-    """A way to run a study's workers elsewhere: its checks (before anything is written) and its launch."""
-
-    check: Callable[[Any], None]
-    launch: Callable[[Any, bool, bool], int]
-
-
-LAUNCHERS: dict[str, Launcher] = {"slurm": Launcher(check_slurm, _launch_slurm)}
-
-
-def launcher_for(cfg) -> Launcher | None:
-    """The launcher of ``cfg``, its rules checked; ``None`` for local workers."""
-    launcher = LAUNCHERS.get(cfg.launcher.name)
-    if launcher is not None:
-        launcher.check(cfg)
-    return launcher
-
-
 def absolute(cfg):
     """``cfg`` with ``study.artifacts`` as an absolute path: a task on another node may start in another folder."""
     if cfg.study.artifacts is None:
@@ -241,5 +199,5 @@ def is_local_host(url: str) -> bool:
     return sqlalchemy.engine.make_url(url).host in (None, "", "localhost", "127.0.0.1", "::1")
 
 
-__all__ = ["LAUNCHERS", "LAUNCHER_NAMES", "Launcher", "LauncherConfig", "absolute", "check_server_storage",
-           "check_shared_folder", "is_local_host", "launcher_for"]
+__all__ = ["LAUNCHER_NAMES", "LauncherConfig", "absolute", "check_server_storage", "check_shared_folder",
+           "is_local_host"]

@@ -20,9 +20,8 @@ import optuna
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import REPO, SNN_STUDY, env
 from optuna.trial import TrialState
-from test_study_run import combos, study_yaml
+from support import REPO, SNN_STUDY, combos, env, study_yaml
 
 from storage import open_storage
 from study._launch import LAUNCHER_NAMES
