@@ -5,10 +5,11 @@ Every pluggable family is one registry (a dict keyed by the names used in config
 """
 
 from ._config import ConfigError, DatasetConfig, ModelConfig, TrainingConfig, TrialConfig, apply_overrides
+from ._costs import E_AC_PJ, E_MAC_PJ, CostMetrics, cost_metrics
 from ._data import DATASETS, Data, Split, load
 from ._encodings import ENCODINGS
 from ._losses import LOSSES
-from ._model import ConvSNN, count_parameters, detach_state, make_neuron
+from ._model import ConvSNN, count_parameters, detach_state, layer_names, make_neuron
 from ._neurons import NEURONS, RESET_MECHANISMS
 from ._objective import RESULT_ATTRS, Objective
 from ._optimizers import OPTIMIZERS
@@ -22,7 +23,6 @@ from ._train import (
     TrainStep,
     build_model,
     evaluate,
-    layer_names,
     make_optimizer,
     resolve_device,
     train,
@@ -34,9 +34,12 @@ __all__ = [
     "BACKPROPS",
     "ConfigError",
     "ConvSNN",
+    "CostMetrics",
     "DATASETS",
     "Data",
     "DatasetConfig",
+    "E_AC_PJ",
+    "E_MAC_PJ",
     "ENCODINGS",
     "ENGINES",
     "EpochMetrics",
@@ -56,6 +59,7 @@ __all__ = [
     "TrialConfig",
     "apply_overrides",
     "build_model",
+    "cost_metrics",
     "count_parameters",
     "detach_state",
     "evaluate",

@@ -154,6 +154,11 @@ class ConvSNN(nn.Module):
         return Output(spk_layers[-1], mem_out, state, rates, trace)
 
 
+def layer_names(n: int) -> list[str]:
+    """Names of ``n`` spiking layers, as spike rates are reported: ``conv1`` ... ``conv{n-1}``, then ``output``."""
+    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
+
+
 def _pool(x: torch.Tensor) -> torch.Tensor:
     """2x2 max pooling. On a CPU, channels-last: pooling small NCHW maps (8x8) runs
     about 20x slower there, and a channels-last convolution output makes the next

@@ -46,11 +46,6 @@ class TrainingDiverged(RuntimeError):
         super().__init__(f"training diverged: loss {loss} at epoch {epoch} (try a lower training.lr)")
 
 
-def layer_names(n: int) -> list[str]:
-    """Names of ``n`` spiking layers, as spike rates are reported: ``conv1`` ... ``conv{n-1}``, then ``output``."""
-    return [f"conv{i + 1}" for i in range(n - 1)] + ["output"]
-
-
 @dataclass(frozen=True)
 class EpochMetrics:
     """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer."""
