@@ -371,3 +371,13 @@ def test_on_a_gpu_the_costs_are_the_cpus_and_the_random_state_is_left(trained):
     before = torch.cuda.get_rng_state(cuda)
     cost_metrics(model, cfg.replace(**{"model.encoding": "rate"}), test)
     assert torch.equal(torch.cuda.get_rng_state(cuda), before)
+
+
+def test_a_trial_reports_its_costs_from_its_test_pass(tiny):
+    cfg = TrialConfig.from_dict(tiny)
+    data = load(cfg.dataset)
+    result = train(cfg, data, keep_weights=True)
+    model = build_model(cfg, data)
+    model.load_state_dict(result.state_dict)
+    assert result.costs == cost_metrics(model, cfg, data.test)
+    assert result.test_acc == result.costs.accuracy == evaluate(model, data.test, cfg)
