@@ -131,7 +131,9 @@ class CostMetrics:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CostMetrics:
         """The metrics :meth:`to_dict` wrote."""
-        return cls(**{f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name] for f in fields(cls)})
+        values: dict[str, Any] = {f.name: tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]
+                                  for f in fields(cls)}
+        return cls(**values)
 
 
 def footprint_bytes(model: ConvSNN) -> int:
@@ -153,7 +155,7 @@ def connection_sparsity(model: ConvSNN) -> float:
     return zeros / sum(w.numel() for w in weights)
 
 
-def fan_out(layer: torch.nn.Module, input_shape: tuple[int, ...], dense: bool = False) -> torch.Tensor:
+def fan_out(layer: torch.nn.Conv2d | torch.nn.Linear, input_shape: tuple[int, ...], dense: bool = False) -> torch.Tensor:
     """For every input position of ``layer`` (one sample, ``input_shape``), the number of its
     nonzero weights that read it over all output positions (every weight when ``dense``): the
     sum of the outputs of NeuroBench's binary copy of the layer (``make_binary_copy``, bias
@@ -191,7 +193,7 @@ class CostMeter:
         self.connections = [*model.convs, model.fc]
         self.steps = cfg.model.num_steps
         self.n = 0
-        self.spike_counts: list[torch.Tensor] | None = None
+        self.spike_counts: list[torch.Tensor] = []
         #: nonzero inputs per position of the first layer, of batches that were real-valued (MACs) and spikes (ACs)
         self.input_counts: dict[str, torch.Tensor] = {}
         self.correct = torch.zeros(self.steps, dtype=torch.long, device=_device(model))
@@ -213,7 +215,7 @@ class CostMeter:
         # time first, then the batch: one reduction over both dimensions of a channels-last tensor
         # runs some 20x slower on a CPU; a neuron's count over the steps (at most T) is exact in float32
         counts = [spk.sum(0).sum(0, dtype=torch.float64) for spk, _ in out.trace]
-        self.spike_counts = counts if self.spike_counts is None else [a + b for a, b in zip(self.spike_counts, counts)]
+        self.spike_counts = [a + b for a, b in zip(self.spike_counts, counts)] if self.spike_counts else counts
         readout = out.spikes if self.loss.on == "spikes" else out.mem
         self.correct += accuracy_by_step(self.loss, readout, y)
         self.n += len(y)

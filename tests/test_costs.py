@@ -12,6 +12,8 @@ from snntorch import spikegen
 from torch import nn
 
 from objectives import (
+    E_AC_PJ,
+    E_MAC_PJ,
     LOSSES,
     NEURONS,
     ConvSNN,
@@ -25,7 +27,7 @@ from objectives import (
     load,
     train,
 )
-from objectives._costs import E_AC_PJ, E_MAC_PJ, accuracy_by_step, decision_step
+from objectives._costs import accuracy_by_step, decision_step
 
 STEPS = 4
 #: the hand-built network: 16x16 images -> conv 3x3 (2 ch) -> 14x14 -> pool 7x7 -> conv 3x3 (3 ch) -> 5x5
