@@ -13,7 +13,7 @@ $(BIN)/snn-study: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PINS) || $(BIN)/python -m pip install -q "torch>=2.1" torchvision
-	$(BIN)/python -m pip install -q -e ".[dev,postgres,slurm]"
+	$(BIN)/python -m pip install -q -e ".[dev,postgres,slurm,metrics]"
 	touch $@
 
 run: $(BIN)/snn-study

@@ -65,6 +65,7 @@ from ._specs import (
 )
 
 if TYPE_CHECKING:
+    from ._costs import E_AC_PJ, E_MAC_PJ, CostMetrics, cost_metrics
     from ._data import DATASETS, MNIST_FILES, Data, Split, load
     from ._encodings import ENCODINGS
     from ._losses import LOSSES
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
 
 #: the names that import torch -> the private module defining each, imported on first use
 _HEAVY = {
+    **dict.fromkeys(("E_AC_PJ", "E_MAC_PJ", "CostMetrics", "cost_metrics"), "._costs"),
     **dict.fromkeys(("DATASETS", "MNIST_FILES", "Data", "Split", "load"), "._data"),
     "ENCODINGS": "._encodings",
     "LOSSES": "._losses",
@@ -120,11 +122,14 @@ __all__ = [
     "Combination",
     "ConfigError",
     "ConvSNN",
+    "CostMetrics",
     "DATASETS",
     "DATASET_NAMES",
     "DATA_ENV",
     "Data",
     "DatasetConfig",
+    "E_AC_PJ",
+    "E_MAC_PJ",
     "ENCODINGS",
     "ENCODING_SPECS",
     "ENGINES",
@@ -166,6 +171,7 @@ __all__ = [
     "build_section",
     "cell_study_name",
     "coerce",
+    "cost_metrics",
     "config_value",
     "count_parameters",
     "detach_state",
