@@ -34,10 +34,12 @@ def test_a_claimed_queued_trial_becomes_a_live_trial_with_its_queued_parameters(
 
 
 def test_trials_with_heartbeat_names_those_optunas_stale_check_can_see(tmp_path):
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=60)
-    study = optuna.create_study(storage=storage)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "heartbeat is supposed to be used with optimize": so it is
+        # heartbeats are experimental and "supposed to be used with optimize": the runner uses them with ask
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=60)
+        study = optuna.create_study(storage=storage)
         beating, silent = study.ask(), study.ask()
     storage.record_heartbeat(trial_id(beating))
     study_id = storage.get_study_id_from_name(study.study_name)
