@@ -79,7 +79,12 @@ class Objective:
                 torch.cuda.empty_cache()
         _set(trial, result_attrs(result))
         if self.artifact_store is not None and result.state_dict is not None:
-            _set(trial, TrialRecord.attrs(weights_artifact=_upload(self.artifact_store, trial, result.state_dict)))
+            try:
+                artifact = _upload(self.artifact_store, trial, result.state_dict)
+            except OSError as exc:  # a full or vanished artifact folder must not throw the trained result away
+                _set(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
+            else:
+                _set(trial, TrialRecord.attrs(weights_artifact=artifact))
         return result.val_acc
 
 
@@ -102,8 +107,15 @@ def _upload(store: Any, trial: Any, state_dict: dict[str, torch.Tensor]) -> str:
     """Save ``state_dict`` as an artifact of ``trial`` in ``store``; returns the artifact id."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"weights-trial-{trial.number}.pt")
-        torch.save({k: v.cpu() for k, v in state_dict.items()}, path)
+        try:
+            torch.save({k: v.cpu() for k, v in state_dict.items()}, path)
+        except RuntimeError as exc:  # torch's writer reports a full disk this way
+            raise OSError(str(exc)) from exc
         return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _set(trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:

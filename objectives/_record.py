@@ -61,7 +61,7 @@ class TrialRecord:
     number: int
     #: Optuna's state name: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``
     state: str
-    #: the objective value (best validation accuracy) of a complete trial
+    #: the objective value (best validation accuracy) of a complete trial of a single-objective study
     value: float | None = None
     #: Optuna parameters; a waiting trial's are the ones it was queued with
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -95,6 +95,8 @@ class TrialRecord:
     interrupted: bool | None = _attr()
     #: the Optuna artifact id of the best weights
     weights_artifact: str | None = _attr()
+    #: why the best weights were not saved (the artifact folder failed); the trial's result stands
+    weights_missing: str | None = _attr()
 
     @classmethod
     def attr_names(cls) -> tuple[str, ...]:
@@ -137,7 +139,8 @@ class TrialRecord:
             study=study,
             number=trial.number,
             state=trial.state.name,
-            value=trial.value if trial.state.name == "COMPLETE" else None,
+            # a study of several objectives has no single value (``trial.value`` raises there)
+            value=trial.values[0] if trial.state.name == "COMPLETE" and len(trial.values or ()) == 1 else None,
             params=params,
             datetime_start=trial.datetime_start,
             datetime_complete=trial.datetime_complete,

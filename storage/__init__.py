@@ -7,8 +7,9 @@ workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
 from ._artifacts import artifact_dir, artifact_store
 from ._engines import DEFAULT_URL
 from ._epochs import EpochLog
-from ._optuna_private import trial_id, trial_of
-from ._studies import list_studies, open_storage, study_names
+from ._optuna_private import trial_id, trial_of, trials_with_heartbeat
+from ._secrets import shown_url
+from ._studies import list_studies, open_existing, open_storage, study_names
 
 __all__ = [
     "DEFAULT_URL",
@@ -16,8 +17,11 @@ __all__ = [
     "artifact_dir",
     "artifact_store",
     "list_studies",
+    "open_existing",
     "open_storage",
+    "shown_url",
     "study_names",
     "trial_id",
     "trial_of",
+    "trials_with_heartbeat",
 ]

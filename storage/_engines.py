@@ -23,6 +23,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from objectives import ConfigError
 
+from . import _secrets
+
 FIELD = "study.storage"
 DEFAULT_URL = "sqlite:///runs/snn_study.db"
 
@@ -64,7 +66,13 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (sa_exc.ArgumentError, ValueError, TypeError) as e:
-        raise ConfigError(FIELD, url, f"not a database URL ({_one_line(e)}); {_URL_EXAMPLES}") from None
+        shown = _secrets.shown_url(url)
+        raise ConfigError(FIELD, shown, f"not a database URL ({_one_line(e)}); {_URL_EXAMPLES}") from None
+    try:
+        parsed = _secrets.expand(parsed)
+    except _secrets.MissingVariable as e:
+        shown = _secrets.shown_url(url)
+        raise ConfigError(FIELD, shown, f"names the environment variable {e.name}, which is not set") from None
     if parsed.drivername == "postgresql":
         # SQLAlchemy 2.0 reads a bare postgresql:// as psycopg2 and 2.1 as psycopg 3; pin the
         # driver that the [postgres] extra installs so both behave the same.
@@ -72,7 +80,7 @@ def parse_url(url: str) -> URL:
     try:
         parsed.get_dialect()
     except sa_exc.NoSuchModuleError:
-        shown = parsed.render_as_string(hide_password=True)
+        shown = _secrets.shown_url(url)
         raise ConfigError(FIELD, shown, f"unknown database kind {parsed.drivername!r}; {_URL_EXAMPLES}") from None
     return parsed
 
@@ -84,10 +92,21 @@ def sqlite_file(url: URL) -> str | None:
     return url.database
 
 
+def _in_memory(url: URL) -> bool:
+    """Whether ``url`` names an SQLite database that lives in memory (``sqlite://``, ``:memory:``, ``mode=memory``)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory"
+
+
 def parse(url: str, *, create: bool) -> Target:
     """Check ``url`` without connecting; an SQLite file's folder is created when ``create``."""
     parsed = parse_url(url)
-    shown = make_url(url).render_as_string(hide_password=True)  # as the user wrote it
+    shown = _secrets.shown_url(url)  # as the user wrote it
+    if _in_memory(parsed):
+        why = "an in-memory database is gone when its process ends (and each worker would get its own); use a file"
+        raise ConfigError(FIELD, shown, f"{why}: sqlite:///PATH.db")
     database = sqlite_file(parsed)
     if database is None:
         return Target(parsed, shown, None)

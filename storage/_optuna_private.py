@@ -7,6 +7,7 @@ loudly when one of them changes, so an Optuna upgrade breaks here and nowhere el
 from __future__ import annotations
 
 import optuna
+import sqlalchemy
 
 
 def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
@@ -18,3 +19,19 @@ def trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Tr
     """The live ``optuna.Trial`` of a trial this process has just claimed (set RUNNING) in ``study``: what
     ``study.ask()`` makes of a queued trial it pops."""
     return optuna.Trial(study, frozen._trial_id)
+
+
+def trials_with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int) -> set[int]:
+    """Ids of the trials of study ``study_id`` that have recorded a heartbeat.
+
+    Optuna's stale-trial check (``fail_stale_trials``) looks only at these: a trial whose
+    worker died before its first heartbeat stays RUNNING for ever unless the caller checks
+    the others itself. The heartbeat table is Optuna's private schema.
+    """
+    from optuna.storages._rdb import models
+
+    beats, trials = models.TrialHeartbeatModel, models.TrialModel
+    query = sqlalchemy.select(beats.trial_id).join(trials, trials.trial_id == beats.trial_id).where(
+        trials.study_id == study_id)
+    with storage.engine.connect() as conn:
+        return set(conn.execute(query).scalars())

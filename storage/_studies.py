@@ -119,3 +119,15 @@ def list_studies(url: str) -> list[dict[str, Any]]:
         return rows
     finally:
         storage.engine.dispose()
+
+
+def open_existing(url: str) -> optuna.storages.RDBStorage | None:
+    """The study database at ``url`` opened to read, creating and changing nothing (not even SQLite's journal
+    mode); ``None`` where there is none yet (no SQLite file, a server database without Optuna's tables).
+    A URL that cannot be opened raises :class:`objectives.ConfigError`, as :func:`open_storage` does."""
+    target = _engines.parse(url, create=True)  # the SQLite file's folder, as a run would create it anyway
+    if target.path is not None and not target.path.is_file():
+        return None
+    if _OPTUNA_STUDIES_TABLE not in _engines.check_connection(target, create=False):
+        return None
+    return open_storage(url, heartbeat_interval=None, create=False)

@@ -20,6 +20,10 @@ def completed_trials(storage, name: str) -> list[TrialRecord]:
     out = []
     for study_name in study_names(storage, name):
         study = optuna.load_study(study_name=study_name, storage=storage)
+        if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
+            what = ", ".join(d.name.lower() for d in study.directions)
+            raise ConfigError("--study", study_name, f"another tool's study ({what}): best exports the studies "
+                              "snn-study ran, which maximize val_acc")
         out += [TrialRecord.from_frozen_trial(study_name, t)
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return out
@@ -50,6 +54,10 @@ def export(
     trials = completed_trials(storage, name)
     if not trials:
         raise ConfigError("--study", name, "has no complete trial yet; run it first (snn-study run)")
+    foreign = [t for t in trials if t.config is None]
+    if foreign:
+        raise ConfigError("--study", foreign[0].study, f"trial {foreign[0].number} (and {len(foreign) - 1} more) has "
+                          "no snn-study run config to export: another tool wrote it")
     best: dict[tuple, TrialRecord] = {}
     for t in trials:
         key = tuple(config_value(t.config, k) for k in by)

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 a run that failed (diverged, crashed), 2 bad input
 (one line naming the field, the value and what is allowed; nothing written),
-130 interrupted.
+130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -217,16 +216,18 @@ def _study_config(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
-    from storage import open_storage
+    from storage import open_existing, open_storage, shown_url
 
     from ._launchers import launcher_for
-    from ._runner import run
+    from ._runner import preflight, run
 
     _interruptible()
     cfg = _study_config(args)
     launcher = launcher_for(cfg)  # a launched study's storage and artifact rules, before anything is written
     _check_datasets(cfg)
-    # a bad or unreachable storage is a usage error before anything starts
+    # a bad or unreachable storage is a usage error before anything starts, and so is a study this run must not
+    # join: checked on the database as it is, before anything is created in it
+    preflight(cfg, open_existing(cfg.study.storage))
     open_storage(cfg.study.storage, heartbeat_interval=None)
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -234,12 +235,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     total = sum(cfg.target(s) for _, s in studies)
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
           f"sampler {cfg.study.sampler}, pruner {cfg.study.pruner.name}, {cfg.study.workers} worker(s), "
-          f"storage {cfg.study.storage}", file=sys.stderr)
+          f"storage {shown_url(cfg.study.storage)}", file=sys.stderr)
     if launcher is not None:
         return launcher.launch(cfg, args.quiet, args.wait)
     code = run(cfg, quiet=args.quiet, debug=args.debug)
     if code == 0:
-        storage = cfg.study.storage
+        storage = shown_url(cfg.study.storage)
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
               f"      export the best:    snn-study best --study {cfg.study.name} --storage {storage} --out best/")
     return code
@@ -258,20 +259,17 @@ def _check_datasets(cfg) -> None:
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spec", required=True, help=argparse.SUPPRESS)
+    p.add_argument("--parent", type=int, required=True, help=argparse.SUPPRESS)  # the study config comes on stdin
     p.add_argument("--index", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--device", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
 
 def _interruptible() -> None:
-    """Ctrl-C (SIGINT) raises KeyboardInterrupt, which fails the running trial cleanly.
+    """Ctrl-C and SIGTERM fail the running trial cleanly (``_spawn.handle_stop_signals``)."""
+    from ._spawn import handle_stop_signals
 
-    A shell starts background commands with SIGINT ignored, and Python keeps an
-    ignored SIGINT ignored: ``kill -INT`` would then do nothing to a study
-    started with ``&``.
-    """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    handle_stop_signals()
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -282,7 +280,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return worker_main(args.spec, args.index, args.device, args.quiet, args.debug)
+    return worker_main(args.parent, args.index, args.device, args.quiet, args.debug)
 
 
 # ---- best / list / dashboard ---------------------------------------------------------------
@@ -325,19 +323,21 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from storage import list_studies
+    from storage import list_studies, shown_url
 
     from ._slurm import launch_lines
 
     rows = list_studies(args.storage)
     if not rows:
-        print(f"no studies in {args.storage}")
+        print(f"no studies in {shown_url(args.storage)}")
         return EXIT_OK
     states = ("complete", "pruned", "fail", "running", "waiting")
     width = max(len(r["name"]) for r in rows)
     print(f"{'study':<{width}}  " + "  ".join(f"{s:>8}" for s in states) + "      best")
     for r in rows:
         best = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
+        if r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
+            best += " (" + ",".join(d.lower()[:3] for d in r["directions"]) + ")"
         print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
     for line in launch_lines(args.storage):
         print(line)
@@ -353,16 +353,20 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     _artifacts_arg(p)
+    p.add_argument("--writable", action="store_true",
+                   help="let the dashboard change the storage (notes, tell, delete a study and its artifacts). "
+                        "It has no login: any local process could then delete a study. Default: read-only")
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     import socket
 
     import optuna
-    import optuna_dashboard
 
     from objectives import ConfigError
     from storage import open_storage
+
+    from ._serve import serve
 
     storage = open_storage(args.storage, create=False, heartbeat_interval=None)
     if not 1 <= args.port <= 65535:
@@ -377,10 +381,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
                               f"choose another with {flag}") from None
     artifacts = _dashboard_artifacts(args, storage)
     missing = "" if artifacts.is_dir() else ", missing: no weights to download"
-    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifacts}{missing}); Ctrl-C stops it",
-          file=sys.stderr, flush=True)
-    optuna_dashboard.run_server(storage, host=args.host, port=args.port,
-                                artifact_store=optuna.artifacts.FileSystemArtifactStore(artifacts))
+    mode = "writable: any local process can delete a study" if args.writable else "read-only"
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (artifacts: {artifacts}{missing}), {mode}; "
+          "Ctrl-C stops it", file=sys.stderr, flush=True)
+    serve(storage, args.host, args.port, optuna.artifacts.FileSystemArtifactStore(artifacts), writable=args.writable)
     return EXIT_OK
 
 
@@ -481,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"snn-study {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from ._spawn import exit_code
+
         print(f"\nsnn-study {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code(exc)

@@ -30,6 +30,7 @@ from ._launch import LauncherConfig
 from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
 from ._space import SearchSpace
+from ._spawn import WORKERS_PER_CPU, max_workers
 
 PRESETS = ("quick", "mnist-grid", "mnist-tpe")
 
@@ -158,6 +159,9 @@ def _settings(data: Any) -> StudySettings:
                           f"must be > study.heartbeat_interval ({settings.heartbeat_interval}) and both >= 1")
     if settings.workers < 1:
         raise ConfigError("study.workers", settings.workers, "must be >= 1")
+    if settings.workers > max_workers():
+        raise ConfigError("study.workers", settings.workers, f"at most {max_workers()} on this machine "
+                          f"({WORKERS_PER_CPU} per CPU core); more machines share a study through one PostgreSQL URL")
     if settings.devices:
         for d in settings.devices:
             if d != "cpu" and d != "cuda" and not d.startswith("cuda:"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,14 +30,17 @@ import objectives
 from objectives import STUDY_CONFIG_ATTR, TrainingDiverged, TrialRecord
 from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
 
+from . import _guard, _spawn
 from ._config import StudyConfig
 from ._pruners import make_pruner
 from ._samplers import make_sampler
 from ._space import SearchSpace
 
 POLL_SECONDS = 2.0
+CLAIM_RETRY_SECONDS = 0.2
 #: the direction and metric every study optimizes
 DIRECTION, METRIC = optuna.study.StudyDirection.MAXIMIZE, "val_acc"
+OBJECTIVE = f"{DIRECTION.name.lower()} {METRIC}"
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,17 @@ def _is_done(study: optuna.Study, t: optuna.trial.FrozenTrial) -> bool:
     return TrialRecord.from_frozen_trial(study.study_name, t).done
 
 
-def progress(study: optuna.Study) -> Progress:
-    """Trials done (complete, pruned, or failed for good), running and waiting, and the best value."""
+def progress(study: optuna.Study, space: SearchSpace | None = None) -> Progress:
+    """Trials done (complete, pruned, or failed for good), running and waiting (those ``space`` can run, if
+    given), and the best value."""
     trials = study.get_trials(deepcopy=False)
     done = sum(_is_done(study, t) for t in trials)
     values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     return Progress(
         done=done,
         running=sum(t.state == TrialState.RUNNING for t in trials),
-        waiting=sum(t.state == TrialState.WAITING for t in trials),
+        waiting=sum(t.state == TrialState.WAITING and (space is None or _guard.claimable(space, _queued(t)))
+                    for t in trials),
         best=max(values) if values else None,
     )
 
@@ -79,11 +83,12 @@ def _create_or_load(cfg: StudyConfig, name: str, space: SearchSpace, storage, wo
     )
 
 
-def _fail_stale_trials(study: optuna.Study) -> None:
+def _fail_stale_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: float) -> None:
     with warnings.catch_warnings():
         # experimental in Optuna since 2.9 and what heartbeats are for; the warning would repeat every trial
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    _guard.fail_silent_trials(study, storage, grace_period)  # those that died before their first heartbeat
 
 
 def _open(cfg: StudyConfig):
@@ -96,14 +101,24 @@ def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
     return tuple(repr(params.get(k)) for k in keys)
 
 
+def preflight(cfg: StudyConfig, storage) -> None:
+    """Refuse, before anything is written, a study that ``cfg`` must not join (another objective, another tool's,
+    another config: :func:`_guard.check_joinable`) in ``storage`` (``None``: a database with no study yet) and an
+    artifact folder that cannot be written."""
+    if storage is not None:
+        _guard.check_joinable(cfg, storage, OBJECTIVE, DIRECTION)
+    _guard.check_artifacts(cfg)
+
+
 def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
         study = _create_or_load(cfg, name, space, storage)
+        _guard.record(study, cfg, space, OBJECTIVE)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names([METRIC])
-        study.set_user_attr(STUDY_CONFIG_ATTR, cfg.to_dict())
+        study.set_user_attr(STUDY_CONFIG_ATTR, _guard.stored_config(cfg))
         if cfg.queued_grid:
             queue_missing(study, space)
 
@@ -113,15 +128,21 @@ def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
     keys = [c.key for c in space.categorical]
     covered = set()
     for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING and not _guard.claimable(space, _queued(t)):
+            continue  # another config's queued trial (see _claim_queued) covers none of ours
         if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
-            params = t.params or t.system_attrs.get("fixed_params", {})
-            covered.add(_param_key(params, keys))
+            covered.add(_param_key(_queued(t), keys))
     added = 0
     for params in space.grid():
         if _param_key(params, keys) not in covered:
             study.enqueue_trial(params)
             added += 1
     return added
+
+
+def _queued(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters: those it ran with, else those it was queued with."""
+    return t.params or t.system_attrs.get("fixed_params", {})
 
 
 class _Reporter:
@@ -145,12 +166,19 @@ class _Reporter:
         if t.state == "COMPLETE":
             test = t.test_acc if t.test_acc is not None else float("nan")
             what = f"val {t.value:.2%} test {test:.2%}"
+            if t.weights_missing:
+                what += f"; weights not saved: {t.weights_missing}"
         elif t.state == "PRUNED":
             what = f"pruned at epoch {t.pruned_at if t.pruned_at is not None else '?'}"
         else:
             what = f"failed: {t.failure or 'error'}"
         combo = "/".join(t.combination.as_dict().values())
         print(f"{self.prefix}{t.study} trial {t.number} {combo}: {what} ({t.duration_s or 0:.0f}s)",
+              file=sys.stderr, flush=True)
+
+    def taken(self, study: optuna.Study, number: int) -> None:
+        print(f"{self.prefix}{study.study_name} trial {number}: failed as stale while this worker was stopped "
+              "longer than study.grace_period, and re-queued; this worker's result for it is dropped",
               file=sys.stderr, flush=True)
 
 
@@ -169,17 +197,19 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch)
             target = cfg.target(space)
             while True:
-                _fail_stale_trials(study)
-                p = progress(study)
+                _fail_stale_trials(study, storage, cfg.study.grace_period)
+                p = progress(study, space)
                 if p.done >= target:
                     break
                 if p.waiting == 0 and p.running == 0 and cfg.queued_grid:
                     queue_missing(study, space)  # combinations whose trial was interrupted
                     continue
                 if p.waiting or (not cfg.queued_grid and p.done + p.running < target):
-                    ran = run_one(study, storage, objective, grid=cfg.queued_grid, reporter=reporter)
+                    ran = run_one(study, storage, objective, grid=cfg.queued_grid, reporter=reporter, space=space)
                     if ran and on_trial is not None:
                         on_trial()
+                    elif not ran:
+                        time.sleep(CLAIM_RETRY_SECONDS)  # another worker took the queued trial we counted
                 else:
                     time.sleep(POLL_SECONDS)  # the rest is running elsewhere (or its worker died)
     finally:
@@ -197,7 +227,7 @@ def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
 
 
 def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: objectives.Objective, grid: bool,
-            reporter: _Reporter) -> bool:
+            reporter: _Reporter, space: SearchSpace | None = None) -> bool:
     """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
 
     Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
@@ -206,9 +236,11 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
     pops its queue (WAITING to RUNNING, compare-and-set in the database) and a grid
     worker that finds the queue empty just counts again. As in ``optimize``, the trial
     keeps a heartbeat while it runs, is failed on any exception or Ctrl-C (so it is
-    never left RUNNING while the database is there) and Ctrl-C is raised again.
+    never left RUNNING while the database is there) and Ctrl-C is raised again. Only a queued
+    trial that ``space`` (if given) can run is claimed. A trial failed as stale while this
+    worker was stopped (it has been re-queued) is dropped with one line.
     """
-    trial = _claim_queued(study, storage)
+    trial = _claim_queued(study, storage, space)
     if trial is None:
         if grid:
             return False
@@ -223,18 +255,28 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
             state = TrialState.PRUNED
         except TrainingDiverged:
             state = TrialState.FAIL  # the objective has set the reason; the study goes on
+        except optuna.exceptions.UpdateFinishedTrialError:
+            reporter.taken(study, trial.number)
+            return True
         except BaseException:
             try:
-                study.tell(trial, state=TrialState.FAIL)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             except _STORAGE_ERRORS:
                 pass  # the database is away: the trial goes stale and another worker re-queues it
             raise
-    reporter.trial(study, study.tell(trial, value, state=state))
+    told = study.tell(trial, value, state=state, skip_if_finished=True)
+    if told.state != state:
+        reporter.taken(study, trial.number)
+    else:
+        reporter.trial(study, told)
     return True
 
 
-def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage) -> optuna.Trial | None:
+def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage,
+                  space: SearchSpace | None = None) -> optuna.Trial | None:
     for queued in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if space is not None and not _guard.claimable(space, _queued(queued)):
+            continue  # another config's: left waiting for a worker that can run it
         try:
             claimed = storage.set_trial_state_values(trial_id(queued), state=TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -277,6 +319,7 @@ def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
 def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
     storage = _open(cfg)
+    preflight(cfg, storage)
     prepare(cfg, storage)
     epoch_log = EpochLog(cfg.study.storage)
     epoch_log.ensure_table()  # here, once: workers starting together would race to create it
@@ -286,9 +329,9 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
         device = cfg.study.devices[0] if cfg.study.devices else None
         try:
             work(cfg, 0, device, quiet, on_trial=bar.update)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             bar.close()
-            return _interrupted(cfg, storage)
+            return _interrupted(cfg, storage, exc)
         except _STORAGE_ERRORS as exc:
             bar.close()
             print(f"snn-study run: lost the study storage ({_first_line(exc)}); "
@@ -300,50 +343,62 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
 
 
 def _run_processes(cfg: StudyConfig, storage, bar: _Bar, debug: bool = False) -> int:
-    spec = json.dumps(cfg.to_dict())
-    procs = []
+    spec = json.dumps(cfg.to_dict())  # on the workers' stdin: a command line is readable by every local user
+    commands = []
     for i in range(cfg.study.workers):
-        args = [sys.executable, "-m", "study", "_worker", "--spec", spec, "--index", str(i + 1)]
+        args = [sys.executable, "-m", "study", "_worker", "--index", str(i + 1)]
         if debug:
             args.append("--debug")
         if cfg.study.devices:
             args += ["--device", cfg.study.devices[i % len(cfg.study.devices)]]
         if bar.quiet:
             args.append("--quiet")
-        procs.append(subprocess.Popen(args))
+        commands.append(args)
+    procs = []
     try:
+        try:
+            procs = _spawn.start(commands, spec)
+        except _spawn.StartFailed as exc:
+            bar.close()
+            print(f"snn-study run: could not start worker {exc.index} ({exc.reason}); the workers already started "
+                  "were stopped. Run the same command again to resume", file=sys.stderr)
+            return 1
         while any(p.poll() is None for p in procs):
             bar.update()
             time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        deadline = time.time() + 10
-        for p in procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
+    except KeyboardInterrupt as exc:
+        _spawn.stop(procs, signal.SIGINT)  # SIGINT, not SIGTERM: the workers stop without a line each
         bar.close()
-        return _interrupted(cfg, storage)
+        return _interrupted(cfg, storage, exc)
+    _spawn.release(procs)
     bar.update()
     bar.close()
     failed = [p.returncode for p in procs if p.returncode != 0]
-    if failed:
-        print(f"snn-study run: {len(failed)} of {len(procs)} workers failed (exit {failed}); "
-              "run the same command again to resume", file=sys.stderr)
-        return 1
-    return 0
+    if not failed:
+        return 0
+    if complete(cfg, storage):  # a worker's trouble (such as a trial taken from it) cost the study nothing
+        print(f"snn-study run: {len(failed)} of {len(procs)} workers ended with exit {failed}; "
+              "the study is complete", file=sys.stderr)
+        return 0
+    print(f"snn-study run: {len(failed)} of {len(procs)} workers failed (exit {failed}); "
+          "run the same command again to resume", file=sys.stderr)
+    return 1
 
 
-def _interrupted(cfg: StudyConfig, storage) -> int:
+def complete(cfg: StudyConfig, storage) -> bool:
+    """Whether every study of ``cfg`` holds its target of done trials."""
+    return all(progress(optuna.load_study(study_name=n, storage=storage)).done >= cfg.target(s)
+               for n, s in cfg.studies())
+
+
+def _interrupted(cfg: StudyConfig, storage, interrupt: KeyboardInterrupt) -> int:
     studies = cfg.studies()
     done = sum(progress(optuna.load_study(study_name=n, storage=storage)).done for n, _ in studies)
     total = sum(cfg.target(s) for _, s in studies)
-    print(f"\nsnn-study run: interrupted with {done} of {total} trials done; "
+    how = "stopped by SIGTERM" if isinstance(interrupt, _spawn.Terminated) else "interrupted"
+    print(f"\nsnn-study run: {how} with {done} of {total} trials done; "
           f"run the same command again to resume", file=sys.stderr)
-    return 130
+    return _spawn.exit_code(interrupt)
 
 
 class _Bar:
@@ -384,18 +439,24 @@ class _Bar:
             self.tqdm.close()
 
 
-def worker_main(spec: str, index: int, device: str | None, quiet: bool, debug: bool = False) -> int:
-    """Entry of a worker process started by :func:`run` (``snn-study _worker``).
+def worker_main(parent: int, index: int, device: str | None, quiet: bool, debug: bool = False) -> int:
+    """Entry of a worker process started by :func:`run` (``snn-study _worker``), its study config on stdin.
 
     A lost database connection ends the worker with one line, not a traceback:
-    its trial is failed by the heartbeat (or on resume) and re-run.
+    its trial is failed by the heartbeat (or on resume) and re-run. SIGTERM (also sent
+    when the parent dies) fails the running trial as interrupted and ends the worker
+    with one line, exit 143.
     """
+    spec = _spawn.receive_spec(parent)
     cfg = StudyConfig.from_dict(json.loads(spec))
     threading.excepthook = _one_line_thread_errors(index)
     try:
         work(cfg, index, device, quiet)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, _spawn.Terminated):
+            print(f"[worker {index}] stopped by SIGTERM; its trial, if any, failed as interrupted and runs again "
+                  "when the study resumes", file=sys.stderr, flush=True)
+        return _spawn.exit_code(exc)
     except Exception as exc:  # noqa: BLE001 - the parent reports a failed worker and how to resume
         if debug:
             raise
@@ -425,4 +486,4 @@ def _one_line_thread_errors(index: int):
     return hook
 
 
-__all__ = ["Progress", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]
+__all__ = ["Progress", "complete", "preflight", "prepare", "progress", "queue_missing", "run", "work", "worker_main"]
