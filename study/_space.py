@@ -31,6 +31,7 @@ from objectives import (
     Combination,
     ConfigError,
     TrialConfig,
+    coerce,
 )
 
 #: bare field name -> "section.field", for every run-config field (names are unique across sections)
@@ -103,6 +104,7 @@ class SearchSpace:
             elif isinstance(value, Mapping):
                 self.ranges.append(_range(key, path, value))
             elif path.startswith("surrogate_args."):
+                value = coerce(f"search.{key}", value, float)
                 self.ranges.append(Range(key, path, value, value, fixed=True))
             else:
                 fixed[path] = value
@@ -112,9 +114,13 @@ class SearchSpace:
     # ---- validation: every value the sampler can produce must make a valid run config ----
 
     def _check(self) -> None:
+        # a choice is checked as a trial would hold it: where the TBPTT window is searched, at its lowest value
+        # (the highest is checked against the time steps below), not at the base's window, which no trial uses
+        searched = self._range("training.tbptt_window")
+        probe = {searched.path: int(searched.low)} if searched else {}
         for cat in self.categorical:
             for choice in cat.choices:
-                _override(self.base, {cat.path: choice}, f"search.{cat.key}")
+                _override(self.base, {**probe, cat.path: choice}, f"search.{cat.key}")
         for r in self.ranges:
             for value in (r.low, r.high):
                 if r.path.startswith("surrogate_args."):
@@ -168,6 +174,10 @@ class SearchSpace:
         return r.high if r else max(self.choices(path))
 
     # ---- grid and combinations ----
+
+    def grid_size(self) -> int:
+        """How many combinations :meth:`grid` lists, counted without listing them."""
+        return math.prod(len(c.choices) for c in self.categorical)
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the categorical choices, as Optuna params (``{key: value}``)."""
@@ -239,23 +249,28 @@ def _range(key: str, path: str, spec: Mapping[str, Any]) -> Range:
     for bound in ("low", "high"):
         if bound not in spec:
             raise ConfigError(f"search.{key}", dict(spec), f"a range needs {bound}")
-        if not isinstance(spec[bound], (int, float)) or isinstance(spec[bound], bool):
-            raise ConfigError(f"search.{key}.{bound}", spec[bound], "expected a number")
-    low, high = spec["low"], spec["high"]
+    # finite numbers only: Optuna's distributions and every field below take no NaN or infinity
+    low, high = (coerce(f"search.{key}.{bound}", spec[bound], float) for bound in ("low", "high"))
     if low > high:
-        raise ConfigError(f"search.{key}", dict(spec), f"low ({low}) must be <= high ({high})")
+        raise ConfigError(f"search.{key}", dict(spec), f"low ({spec['low']}) must be <= high ({spec['high']})")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(f"search.{key}.log", log, "expected true or false")
     if log and low <= 0:
-        raise ConfigError(f"search.{key}.low", low, "a log range needs low > 0")
+        raise ConfigError(f"search.{key}.low", spec["low"], "a log range needs low > 0")
     step = spec.get("step")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0):
-        raise ConfigError(f"search.{key}.step", step, "expected a positive number")
+    if step is not None:
+        step = coerce(f"search.{key}.step", step, float)
+        if step <= 0:
+            raise ConfigError(f"search.{key}.step", spec["step"], "expected a positive number")
     if log and step is not None:
-        raise ConfigError(f"search.{key}.step", step, "a log range cannot have a step")
+        raise ConfigError(f"search.{key}.step", spec["step"], "a log range cannot have a step")
     integer = _is_integer_field(path)
-    return Range(key, path, float(low), float(high), log, step, integer)
+    if integer:
+        for option in ("low", "high", "step"):
+            if spec.get(option) is not None and not float(spec[option]).is_integer():
+                raise ConfigError(f"search.{key}.{option}", spec[option], f"{path} is a whole number: expected one")
+    return Range(key, path, low, high, log, step, integer)
 
 
 def _is_integer_field(path: str) -> bool:
