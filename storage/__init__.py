@@ -5,19 +5,26 @@ workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
 """
 
 from ._artifacts import artifact_dir, artifact_store
+from ._atomic import atomic_path, write_all_atomic, write_atomic
 from ._engines import DEFAULT_URL
-from ._epochs import EpochLog
-from ._optuna_private import trial_id, trial_of
-from ._studies import list_studies, open_storage, study_names
+from ._epochs import MAX_STUDY_NAME, EpochLog
+from ._optuna_private import set_study_system_attrs, trial_id, trial_of
+from ._studies import check_writable, list_studies, open_storage, study_names
 
 __all__ = [
     "DEFAULT_URL",
     "EpochLog",
+    "MAX_STUDY_NAME",
     "artifact_dir",
     "artifact_store",
+    "atomic_path",
+    "check_writable",
     "list_studies",
     "open_storage",
+    "set_study_system_attrs",
     "study_names",
     "trial_id",
     "trial_of",
+    "write_all_atomic",
+    "write_atomic",
 ]

@@ -6,7 +6,12 @@ loudly when one of them changes, so an Optuna upgrade breaks here and nowhere el
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import optuna
+from optuna.storages._rdb import models
 
 
 def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
@@ -18,3 +23,23 @@ def trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.Tr
     """The live ``optuna.Trial`` of a trial this process has just claimed (set RUNNING) in ``study``: what
     ``study.ask()`` makes of a queued trial it pops."""
     return optuna.Trial(study, frozen._trial_id)
+
+
+def set_study_system_attrs(storage: optuna.storages.RDBStorage, attrs: Mapping[int, Mapping[str, Any]]) -> None:
+    """Set study system attributes (``{study_id: {key: value}}``) in ONE transaction: all of them or, on any
+    error or a kill, none. Optuna's ``set_study_system_attr`` commits each key alone, so a value that
+    optuna-dashboard splits over many keys (a figure's JSON, a note) could be left half new, half old."""
+    session = storage.scoped_session()
+    try:
+        for study_id, items in attrs.items():
+            study = models.StudyModel.find_or_raise_by_id(study_id, session)
+            for key, value in items.items():
+                row = models.StudySystemAttributeModel.find_by_study_and_key(study, key, session)
+                if row is None:
+                    row = models.StudySystemAttributeModel(study_id=study_id, key=key)
+                    session.add(row)
+                row.value_json = json.dumps(value)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
