@@ -113,14 +113,18 @@ class SearchSpace:
 
     # ---- validation: every value the sampler can produce must make a valid run config ----
 
-    def _check(self) -> None:
-        # a choice is checked as a trial would hold it: where the TBPTT window is searched, at its lowest value
-        # (the highest is checked against the time steps below), not at the base's window, which no trial uses
+    @property
+    def _probe(self) -> dict[str, Any]:
+        """Where the TBPTT window is searched, a window a trial can hold (its lowest): choices are checked, and a
+        trial's choices first applied, with it rather than with the base's window, which no trial uses (its
+        highest is checked against the time steps in :meth:`_check`)."""
         searched = self._range("training.tbptt_window")
-        probe = {searched.path: int(searched.low)} if searched else {}
+        return {searched.path: int(searched.low)} if searched else {}
+
+    def _check(self) -> None:
         for cat in self.categorical:
             for choice in cat.choices:
-                _override(self.base, {**probe, cat.path: choice}, f"search.{cat.key}")
+                _override(self.base, {**self._probe, cat.path: choice}, f"search.{cat.key}")
         for r in self.ranges:
             for value in (r.low, r.high):
                 if r.path.startswith("surrogate_args."):
@@ -202,7 +206,7 @@ class SearchSpace:
         values: dict[str, Any] = {}
         for cat in self.categorical:
             values[cat.path] = trial.suggest_categorical(cat.key, list(cat.choices))
-        current = _override(self.base, values, "search")
+        current = _override(self.base, {**self._probe, **values}, "search")
         neuron, surrogate = current.model.neuron, current.model.surrogate
         # beta before alpha: the alpha neuron's alpha range starts above the sampled beta
         for r in sorted(self.ranges, key=lambda r: r.path != "model.beta"):
