@@ -4,9 +4,10 @@ naming the Optuna version, the day one of them changes."""
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
-from storage import trial_id, trial_of
+from storage import set_study_system_attrs, trial_id, trial_of
 
 VERSION = f"Optuna {optuna.__version__}"
 
@@ -29,3 +30,18 @@ def test_a_claimed_queued_trial_becomes_a_live_trial_with_its_queued_parameters(
     assert trial.suggest_int("x", 0, 10) == 3, VERSION
     study.tell(trial, 1.0)
     assert study.trials[0].state == TrialState.COMPLETE, VERSION
+
+
+def test_study_system_attrs_are_set_in_one_transaction_all_or_none(tmp_path):
+    """What optuna-dashboard reads of a report (a figure's JSON in chunks) is written whole or not at all."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    sid = storage.get_study_id_from_name("s")
+    storage.set_study_system_attr(sid, "dashboard:kept", "old")
+    set_study_system_attrs(storage, {sid: {"dashboard:kept": "new", "dashboard:added": [1, 2]}})
+    assert storage.get_study_system_attrs(sid) == {"dashboard:kept": "new", "dashboard:added": [1, 2]}, VERSION
+    with pytest.raises(TypeError):  # the second value is not JSON: the first must not be written either
+        set_study_system_attrs(storage, {sid: {"dashboard:kept": "newer", "dashboard:bad": object()}})
+    assert storage.get_study_system_attrs(sid) == {"dashboard:kept": "new", "dashboard:added": [1, 2]}, VERSION
+    assert study.study_name == "s"
