@@ -106,3 +106,15 @@ def test_the_usage_error_offers_the_commands_a_user_can_run():
     for command in ("run", "train", "best", "list", "dashboard", "report"):
         assert f"'{command}'" in offered
     assert "_worker" not in proc.stderr
+
+
+def test_a_learning_rate_written_with_an_exponent_is_a_number(tmp_path, tiny):
+    """YAML 1.2 reads 1e-3 as a number (PyYAML's YAML 1.1 as the text '1e-3'), in a file and in --set
+    (issue 11, 15)."""
+    tiny["training"].update(epochs=1, lr="LR")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny).replace("LR", "3e-3"))
+    proc = run("train", "--config", str(config), "--set", "model.beta=5e-1", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = strict_json(proc.stdout.strip().splitlines()[-1])
+    assert summary["config"]["training"]["lr"] == 0.003 and summary["config"]["model"]["beta"] == 0.5
