@@ -86,3 +86,13 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_byte(tmp_path):
     bom = tmp_path / "bom.yaml"
     bom.write_bytes("\ufeffname: café\n".encode())
     assert read_yaml(str(bom)) == {"name": "café"}
+
+
+def test_the_loader_is_the_safe_loader_with_numbers_and_duplicates_changed_only():
+    import yaml
+
+    from study._yaml import _Loader
+
+    assert issubclass(_Loader, yaml.SafeLoader)
+    assert not issubclass(_Loader, (yaml.FullLoader, yaml.UnsafeLoader))
+    assert set(_Loader.yaml_constructors) == set(yaml.SafeLoader.yaml_constructors)
