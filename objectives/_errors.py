@@ -45,9 +45,11 @@ def _shown(value: Any, depth: int) -> str:
 
 
 def _cut(text: str) -> str:
+    """``text`` if it is short enough, else its two ends around a count of what was left out: at most
+    :data:`SHOWN_CHARS` characters in all."""
     if len(text) <= SHOWN_CHARS:
         return text
-    half = SHOWN_CHARS // 2
+    half = (SHOWN_CHARS - len(f"...({len(text)} characters)...")) // 2
     return f"{text[:half]}...({len(text) - 2 * half} characters)...{text[-half:]}"
 
 
