@@ -35,6 +35,7 @@ from ._codec import (
 )
 from ._config import (
     DATA_ENV,
+    MAX_SEED,
     SECTIONS,
     DatasetConfig,
     ModelConfig,
@@ -43,15 +44,17 @@ from ._config import (
     apply_overrides,
     build_section,
     coerce,
+    device_problem,
     plain,
 )
-from ._errors import ConfigError, TrainingDiverged
+from ._errors import ConfigError, TrainingDiverged, short_repr
 from ._record import STUDY_CONFIG_ATTR, EpochMetrics, TrialRecord, layer_names, saved_artifacts
 from ._specs import (
     BACKPROPS,
     DATASET_NAMES,
     ENCODING_SPECS,
     ENGINES,
+    IMAGE_SIZES,
     LOSS_SPECS,
     NEURON_SPECS,
     OPTIMIZER_NAMES,
@@ -80,6 +83,7 @@ if TYPE_CHECKING:
         build_model,
         evaluate,
         make_optimizer,
+        missing_device,
         resolve_device,
         train,
         train_batch,
@@ -98,8 +102,8 @@ _HEAVY = {
     "OPTIMIZERS": "._optimizers",
     "SURROGATES": "._surrogates",
     **dict.fromkeys(
-        ("TrainResult", "TrainStep", "build_model", "evaluate", "make_optimizer", "resolve_device", "train",
-         "train_batch", "uses_cuda_graph"),
+        ("TrainResult", "TrainStep", "build_model", "evaluate", "make_optimizer", "missing_device", "resolve_device",
+         "train", "train_batch", "uses_cuda_graph"),
         "._train",
     ),
 }
@@ -137,8 +141,10 @@ __all__ = [
     "EpochMetrics",
     "FACTORS",
     "GROUP_FIELDS",
+    "IMAGE_SIZES",
     "LOSSES",
     "LOSS_SPECS",
+    "MAX_SEED",
     "MNIST_FILES",
     "LossSpec",
     "ModelConfig",
@@ -175,18 +181,21 @@ __all__ = [
     "config_value",
     "count_parameters",
     "detach_state",
+    "device_problem",
     "evaluate",
     "file_stem",
     "layer_names",
     "load",
     "make_neuron",
     "make_optimizer",
+    "missing_device",
     "parse_study_name",
     "path_part",
     "plain",
     "resolve_device",
     "result_attrs",
     "saved_artifacts",
+    "short_repr",
     "study_name_problem",
     "train",
     "train_batch",

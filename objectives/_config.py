@@ -9,6 +9,7 @@ that names the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import abc
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from ._specs import (
     DATASET_NAMES,
     ENCODING_SPECS,
     ENGINES,
+    IMAGE_SIZES,
     LOSS_SPECS,
     NEURON_SPECS,
     OPTIMIZER_NAMES,
@@ -29,6 +31,12 @@ from ._specs import (
 )
 
 DATA_ENV = "SNN_STUDY_DATA"
+#: the largest training seed torch takes (``torch.manual_seed``: an unsigned 64-bit integer)
+MAX_SEED = 2**64 - 1
+#: sizes past which a config asks for memory no machine has (torch fails allocating, after a study is written):
+#: channels of one conv block, and time steps (every step's activations are kept for the backward pass)
+MAX_CHANNELS = 65_536
+MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -213,9 +221,9 @@ def coerce(path: str, value: Any, hint: Any) -> Any:
             return value
         raise ConfigError(path, value, "expected an integer")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _finite(value):
             return float(value)
-        raise ConfigError(path, value, "expected a number")
+        raise ConfigError(path, value, "expected a finite number" if _number(value) else "expected a number")
     if hint is str:
         if isinstance(value, str):
             return value
@@ -225,12 +233,42 @@ def coerce(path: str, value: Any, hint: Any) -> Any:
             return tuple(value)
         raise ConfigError(path, value, "expected a list of integers")
     if origin in (abc.Mapping, dict):
-        if isinstance(value, Mapping) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
-        ):
+        if isinstance(value, Mapping) and all(_finite(v) for v in value.values()):
             return {str(k): float(v) for k, v in value.items()}
-        raise ConfigError(path, value, "expected a mapping of names to numbers")
+        raise ConfigError(path, value, "expected a mapping of names to numbers, each finite")
     raise TypeError(f"no coercion for {hint!r}")  # a bug in this module, not in the user's config
+
+
+def shrinks_to_something(size: tuple[int, int], kernel_size: int, blocks: int) -> bool:
+    """Whether ``blocks`` conv blocks (a ``kernel_size`` convolution, then 2x2 pooling) leave an image of ``size``
+    at least one pixel high and wide."""
+    height, width = size
+    for _ in range(blocks):
+        height, width = (height - kernel_size + 1) // 2, (width - kernel_size + 1) // 2
+        if height < 1 or width < 1:
+            return False
+    return True
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a device (``None`` when it can): ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    Whether that device is on this machine is asked of torch (``objectives.missing_device``)."""
+    kind, colon, index = name.partition(":")
+    if name in ("auto", "cpu", "cuda") or (kind == "cuda" and colon and index.isdigit() and index.isascii()):
+        return None
+    return "allowed: auto, cpu, cuda, cuda:N"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    """A number that every library takes: not NaN, not infinite, and an int that fits a float."""
+    try:
+        return _number(value) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _choices(path: str, value: str, registry: Iterable[str]) -> None:
@@ -241,6 +279,11 @@ def _choices(path: str, value: str, registry: Iterable[str]) -> None:
 def _at_least(path: str, value: float | None, low: float) -> None:
     if value is not None and value < low:
         raise ConfigError(path, value, f"must be >= {low}")
+
+
+def _at_most(path: str, value: int, high: int) -> None:
+    if value > high:
+        raise ConfigError(path, value, f"must be <= {high}")
 
 
 def _check(cfg: TrialConfig) -> None:
@@ -273,6 +316,7 @@ def _check(cfg: TrialConfig) -> None:
     if m.reset_mechanism is not None and m.reset_mechanism not in RESET_MECHANISMS:
         raise ConfigError("model.reset_mechanism", m.reset_mechanism, f"allowed: {', '.join(RESET_MECHANISMS)} or null")
     _at_least("model.num_steps", m.num_steps, 1)
+    _at_most("model.num_steps", m.num_steps, MAX_STEPS)
     _choices("model.encoding", m.encoding, ENCODING_SPECS)
     if d.normalize and not ENCODING_SPECS[m.encoding].static:
         raise ConfigError(
@@ -282,7 +326,13 @@ def _check(cfg: TrialConfig) -> None:
         raise ConfigError("model.channels", list(m.channels), "expected at least one conv block")
     for c in m.channels:
         _at_least("model.channels", c, 1)
+        _at_most("model.channels", c, MAX_CHANNELS)
     _at_least("model.kernel_size", m.kernel_size, 1)
+    height, width = IMAGE_SIZES[d.name]
+    if not shrinks_to_something((height, width), m.kernel_size, len(m.channels)):
+        raise ConfigError(
+            "model.channels", list(m.channels), f"{len(m.channels)} conv blocks of kernel {m.kernel_size} shrink a "
+            f"{height}x{width} image to nothing; use fewer blocks or a smaller kernel")
 
     _choices("training.backprop", t.backprop, BACKPROPS)
     _at_least("training.tbptt_window", t.tbptt_window, 1)
@@ -303,6 +353,9 @@ def _check(cfg: TrialConfig) -> None:
             f"gives {window}; use bptt, tbptt with tbptt_window >= {needed}, or another loss"
         )
     _at_least("training.early_stopping_patience", t.early_stopping_patience, 1)
-    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
-        raise ConfigError("training.device", t.device, "allowed: auto, cpu, cuda, cuda:N")
+    if not 0 <= t.seed <= MAX_SEED:
+        raise ConfigError("training.seed", t.seed, f"must be within [0, {MAX_SEED}] (torch's seeds)")
+    device = device_problem(t.device)
+    if device:
+        raise ConfigError("training.device", t.device, device)
     _choices("training.engine", t.engine, ENGINES)

@@ -139,6 +139,9 @@ ENCODING_SPECS: dict[str, EncodingSpec] = {
 
 OPTIMIZER_NAMES = ("adamax", "adam", "adamw", "sgd")
 DATASET_NAMES = ("mnist", "fashion_mnist", "synthetic")
+#: each dataset's image height and width: a config whose conv blocks would shrink them to nothing is refused
+#: when it is read, not when a trial builds its model (tests/objectives/test_specs.py checks them against the data)
+IMAGE_SIZES: dict[str, tuple[int, int]] = {"mnist": (28, 28), "fashion_mnist": (28, 28), "synthetic": (28, 28)}
 #: ``fast`` (layer by layer over time) or ``snntorch`` (snntorch's classes, step by step: the reference)
 ENGINES = ("fast", "snntorch")
 

@@ -57,6 +57,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def missing_device(name: str) -> str | None:
+    """Why the device ``name`` (a valid ``training.device``) is not on this machine, else ``None``: checked before
+    a study or a run starts, so that no trial fails on it."""
+    if name in ("auto", "cpu"):
+        return None
+    if not torch.cuda.is_available():
+        return "this machine has no CUDA device (torch sees none); use cpu or auto"
+    index = torch.device(name).index
+    count = torch.cuda.device_count()
+    if index is not None and index >= count:
+        return f"this machine has {count} CUDA device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})"
+    return None
+
+
 def build_model(cfg: TrialConfig, data: Data | None = None) -> ConvSNN:
     """The conv-SNN for ``cfg`` (input shape and classes from ``data``, MNIST's by default)."""
     shape = data.input_shape if data is not None else (1, 28, 28)

@@ -1,18 +1,21 @@
 """The report inside optuna-dashboard: the key figures and a Markdown note saved into each study.
 
-This is the report's one write to the database. Figures are saved under fixed ids,
-so running the report again replaces them. The note is the study's own note in
+This is the report's one write to the database, one transaction. Figures are saved
+under fixed ids, so running the report again replaces them. The note is the study's own note in
 optuna-dashboard, which users may also edit: the report replaces only its own
 block (from its heading to its closing line) and keeps any text the user wrote.
 """
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import optuna
 import optuna_dashboard
 import plotly.graph_objects as go
+
+from storage import open_storage, set_study_system_attrs
 
 from ._html import _mean_std, _pct, best_first
 from ._load import StudyData
@@ -38,7 +41,7 @@ def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, 
                      f"{r['pruned']} | {r['failed']} | {_pct(r['best_val_acc'])} | {spread} | "
                      f"{_pct(r['best_test_acc'])} |")
     lines += ["", f"Figures saved with this note: {', '.join(f'`{i}`' for i in figure_ids)}. "
-              f"The full report: `snn-study report --study {name} --out DIR`.", "", NOTE_END]
+              f"The full report: `snn-study report --study {shlex.quote(name)} --out DIR`.", "", NOTE_END]
     return "\n".join(lines)
 
 
@@ -60,8 +63,16 @@ DASHBOARD_FIGURES = {
 
 
 def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[dict[str, Any]], winner: str | None,
-                      meta: list[str]) -> list[str]:
-    """Save the key ``figures`` (by report key) and the note into every study of ``data``; returns the study names."""
+                      meta: list[str]) -> tuple[list[str], list[str]]:
+    """Save the key ``figures`` (by report key) and the note into every study of ``data``, all in one transaction;
+    returns the study names and the ids of the figures saved.
+
+    optuna-dashboard keeps a figure's JSON and a note in chunks of 2,045 characters, one study system attribute
+    each, and its own ``save_*`` functions commit them one by one: a report killed among them would leave a figure
+    that is no JSON at all. Here they run on a copy of each study's attributes in memory, and what they changed is
+    written in one transaction (:func:`storage.set_study_system_attrs`): the dashboard sees the old report or the
+    new one, whole.
+    """
     saved = {}
     for key, (graph_id, title) in DASHBOARD_FIGURES.items():
         if figures.get(key) is not None:
@@ -74,9 +85,29 @@ def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[di
                 fig.update_yaxes(title_text=None)
             saved[graph_id] = fig
     block = note_markdown(data.name, summary, winner, meta, list(saved))
+    storage = open_storage(data.url, create=False, heartbeat_interval=None)
+    changes = {}
     for study_name in data.study_names:
-        study = optuna.load_study(study_name=study_name, storage=data.storage)
+        study_id = storage.get_study_id_from_name(study_name)
+        current = storage.get_study_system_attrs(study_id)
+        staged, staged_id = _staged(current)
+        study = optuna.load_study(study_name=_STAGED, storage=staged)
         for graph_id, fig in saved.items():
             optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id)
         optuna_dashboard.save_note(study, merge_note(optuna_dashboard.get_note(study) or "", block))
-    return list(data.study_names)
+        after = staged.get_study_system_attrs(staged_id)
+        changes[study_id] = {k: v for k, v in after.items() if k not in current or current[k] != v}
+    set_study_system_attrs(storage, changes)
+    return list(data.study_names), list(saved)
+
+
+_STAGED = "staged"
+
+
+def _staged(attrs: dict[str, Any]) -> tuple[optuna.storages.InMemoryStorage, int]:
+    """An in-memory storage holding one study with the system attributes ``attrs``, and the study's id."""
+    staged = optuna.storages.InMemoryStorage()
+    study_id = staged.create_new_study([optuna.study.StudyDirection.MAXIMIZE], _STAGED)
+    for key, value in attrs.items():
+        staged.set_study_system_attr(study_id, key, value)
+    return staged, study_id

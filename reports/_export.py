@@ -8,6 +8,7 @@ optuna-dashboard (:mod:`reports._dashboard`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import sys
@@ -20,12 +21,14 @@ from typing import Any
 import plotly
 import plotly.io as pio
 
-from objectives import ConfigError
+from objectives import STUDY_SEPARATOR, ConfigError
+from storage import atomic_path, check_writable, write_atomic
 
 from . import _figures, _optuna, _records, _tables
-from ._dashboard import DASHBOARD_FIGURES, save_to_dashboard
+from ._dashboard import save_to_dashboard
 from ._html import PLOTLY_JS, Section, index_html
 from ._load import StudyData, load_study_data
+from ._outdir import check_collisions, inside, write_manifest
 from ._tables import best_trial
 from ._traces import trace_records
 
@@ -109,8 +112,9 @@ class Report:
     #: lines for the user that are not errors (PNG export unavailable with html also asked, ...)
     warnings: list[str] = field(default_factory=list)
     summary: list[dict[str, Any]] = field(default_factory=list)
-    #: the studies optuna-dashboard's note and figures went to
+    #: the studies optuna-dashboard's note and figures went to, and the figures (graph object ids) saved in each
     dashboard_studies: list[str] = field(default_factory=list)
+    dashboard_figures: list[str] = field(default_factory=list)
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -223,17 +227,32 @@ def winner_line(trials: list[dict[str, Any]]) -> str | None:
             f"(trial {best['number']} of {best['study']})")
 
 
+def planned_files(tables: Iterable[str], formats: tuple[str, ...], figure_keys: Iterable[str]) -> list[str]:
+    """Every file a report with these tables, formats and figures may write into its folder (relative paths)."""
+    files = [*tables, "index.html"]
+    if "html" in formats:
+        files.append(PLOTLY_JS)
+    files += [f"figures/{key}.{fmt}" for key in figure_keys for fmt in formats]
+    return files
+
+
 def write_report(out: Path, title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]],
                  sections: list[Section], formats: tuple[str, ...], tables: dict[str, tuple[list, list]],
-                 report: Report) -> None:
-    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``."""
+                 report: Report, force: bool = False) -> None:
+    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``.
+
+    Each file is written atomically (whole or absent). A file of the same name that no report wrote is not
+    replaced unless ``force`` (:func:`reports._outdir.check_collisions`, checked before anything is written).
+    """
+    check_collisions(out, planned_files(tables, formats, [s.key for s in sections]), force)
+    write_manifest(out, planned_files(tables, formats, [s.key for s in sections]))
     for name, (rows, columns) in tables.items():
-        _tables.write_csv(out / name, rows, columns)
+        _tables.write_csv(inside(out, name), rows, columns)
         report.files.append(name)
     figures_dir = out / "figures"
     figures_dir.mkdir(exist_ok=True)
     if "html" in formats:
-        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
+        write_atomic(out / PLOTLY_JS, (Path(plotly.__file__).parent / "package_data" / PLOTLY_JS).read_bytes())
         report.files.append(PLOTLY_JS)
     drawn: list[tuple[Section, Any]] = []  # (section, its figure)
     for s in sections:
@@ -243,21 +262,24 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
             continue
         drawn.append((s, s.figure))
         if "html" in formats:
-            s.figure.write_html(figures_dir / f"{s.key}.html", include_plotlyjs=f"../{PLOTLY_JS}", full_html=True,
-                                config={"responsive": True})
+            write_atomic(inside(out, f"figures/{s.key}.html"),
+                         pio.to_html(s.figure, include_plotlyjs=f"../{PLOTLY_JS}", full_html=True,
+                                     config={"responsive": True}))
             report.files.append(f"figures/{s.key}.html")
     if "png" in formats and drawn:
         try:
-            # one browser session for all of them: kaleido starts Chromium once per call
-            pio.write_images([fig for _, fig in drawn], [figures_dir / f"{s.key}.png" for s, _ in drawn],
-                             width=PNG_WIDTH, height=[fig.layout.height or 500 for _, fig in drawn])
+            with contextlib.ExitStack() as stack:
+                temps = [stack.enter_context(atomic_path(inside(out, f"figures/{s.key}.png"))) for s, _ in drawn]
+                # one browser session for all of them: kaleido starts Chromium once per call
+                pio.write_images([fig for _, fig in drawn], temps, format="png",
+                                 width=PNG_WIDTH, height=[fig.layout.height or 500 for _, fig in drawn])
         except Exception as exc:  # kaleido's own errors: the browser died, timed out, ...
             formats = _drop_png(formats, _kaleido_failed(exc), report.warnings)
         else:
             report.files += [f"figures/{s.key}.png" for s, _ in drawn]
     links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
-    (out / "index.html").write_text(index_html(title, meta, winner, summary, sections, links,
-                                               embed="html" if "html" in formats else "png"), encoding="utf-8")
+    write_atomic(out / "index.html", index_html(title, meta, winner, summary, sections, links,
+                                                embed="html" if "html" in formats else "png"))
     report.files.append("index.html")
 
 
@@ -270,6 +292,7 @@ def export(
     layout: str = "flat",
     dashboard: bool = True,
     artifacts: str | None = None,
+    force: bool = False,
 ) -> Report:
     """Write the report of ``study`` (or its per-combination studies) in the storage at ``url`` into ``out``.
 
@@ -278,7 +301,9 @@ def export(
     ``layout="per-neuron"`` adds the seed's ``<neuron>/BP_results/<surrogate>.csv`` and
     ``<neuron>/SG_results/<backprop>.csv``. With ``dashboard``, the key figures and a
     Markdown note are saved into the study for optuna-dashboard (the only write to the
-    database). ``artifacts`` overrides the folder of the weights artifacts.
+    database, one transaction); without it the database is opened for reading only. ``artifacts``
+    overrides the folder of the weights artifacts. Every file is written atomically; a file in ``out``
+    that no report wrote is not replaced unless ``force`` (ConfigError on ``--out`` before anything is written).
 
     PNG export needs kaleido: when it does not work, ``formats=("png",)`` raises
     ConfigError on ``--format`` before anything is written, and ``("html", "png")``
@@ -291,12 +316,13 @@ def export(
         raise ConfigError("--layout", layout, f"allowed: {', '.join(LAYOUTS)}")
     out = Path(out)
     data = load_study_data(url, study)
+    if dashboard:
+        check_writable(url)
     warnings: list[str] = []
     if "png" in formats:
         problem = png_problem()
         if problem is not None:
             formats = _drop_png(formats, problem, warnings)
-    prepare_out(out)
     report = Report(out=out, warnings=warnings)
 
     trials, trial_columns = _tables.trial_rows(data)
@@ -308,20 +334,24 @@ def export(
     if layout == "per-neuron":
         for path, rows in _tables.per_neuron_tables(summary).items():
             tables[path] = (rows, list(_tables.SUMMARY_COLUMNS))
+    check_collisions(out, planned_files(tables, formats, DESCRIPTIONS), force)
+    prepare_out(out)
     sections = build_sections(data, trials, epochs, summary, artifacts)
-    studies = (f"{len(data.study_names)} per-combination studies {data.name}/..." if data.per_combination
-               else f"study {data.name}")
+    studies = (f"{len(data.study_names)} per-combination studies {data.name}{STUDY_SEPARATOR}..."
+               if data.per_combination else f"study {data.name}")
     unfinished = any(r["state"] in ("RUNNING", "WAITING") for r in trials)
     meta = [f"{studies} in {data.shown}", _counts(trials),
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
             + (" while trials were still running: a snapshot" if unfinished else "")]
     winner = winner_line(trials)
     try:
-        write_report(out, f"SNN study report: {data.name}", meta, winner, summary, sections, formats, tables, report)
+        write_report(out, f"SNN study report: {data.name}", meta, winner, summary, sections, formats, tables, report,
+                     force=force)
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
     if dashboard:
-        report.dashboard_studies = save_to_dashboard(data, report.figures, summary, winner, meta)
+        report.dashboard_studies, report.dashboard_figures = save_to_dashboard(data, report.figures, summary, winner,
+                                                                               meta)
     return report
 
 
@@ -331,8 +361,8 @@ def print_report(report: Report, stream=sys.stdout) -> None:
         print(f"snn-study report: warning: {line}", file=sys.stderr)
     for line in report.notes:
         print(f"snn-study report: skipped {line}", file=sys.stderr)
-    n = len(report.dashboard_studies)
+    n, k = len(report.dashboard_studies), len(report.dashboard_figures)
     if n:
-        print(f"snn-study report: saved a note and {len(DASHBOARD_FIGURES)} figures for optuna-dashboard in "
+        print(f"snn-study report: saved a note and {k} figure{'' if k == 1 else 's'} for optuna-dashboard in "
               f"{n} stud{'y' if n == 1 else 'ies'}", file=sys.stderr)
     print(report.out / "index.html", file=stream)

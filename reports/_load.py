@@ -33,7 +33,7 @@ class StudyData:
     epochs: list[dict[str, Any]]
     #: each study's user attributes (``study_config`` among them)
     study_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the open Optuna storage (reading; :mod:`reports._dashboard` writes its one note through it)
+    #: the open Optuna storage, read-only (:mod:`reports._dashboard` opens its own to write its note)
     storage: Any = None
     #: the record of every trial, in the order of ``trials``
     records: list[TrialRecord] = field(default_factory=list)
@@ -45,14 +45,15 @@ class StudyData:
 
 
 def load_study_data(url: str, name: str) -> StudyData:
-    """Read study ``name`` (and its per-combination studies) from the storage at ``url`` without writing.
+    """Read study ``name`` (and its per-combination studies) from the storage at ``url`` without writing (an
+    SQLite file is opened read-only, so one on read-only media is read too).
 
     Raises :class:`objectives.ConfigError` for a URL that names no study database
     (``study.storage``) or a study that is not there (``--study``).
     """
-    storage = open_storage(url, create=False, heartbeat_interval=None)
+    storage = open_storage(url, read_only=True, heartbeat_interval=None)
     names = study_names(storage, name)
-    log = EpochLog(url, create=False)
+    log = EpochLog(url, read_only=True)
     trials: list[tuple[str, optuna.trial.FrozenTrial]] = []
     epochs: list[dict[str, Any]] = []
     attrs: dict[str, dict[str, Any]] = {}

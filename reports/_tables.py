@@ -8,6 +8,7 @@ absent value as an empty cell.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 from collections import defaultdict
@@ -15,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from objectives import COMBINATION, layer_names
+from objectives import COMBINATION, layer_names, path_part
+from storage import write_atomic
 
 from ._load import StudyData
 
@@ -156,8 +158,11 @@ def per_neuron_tables(summary: list[dict[str, Any]]) -> dict[str, list[dict[str,
     backprop method), "<neuron>/SG_results/<backprop>.csv": rows (one per surrogate)}``."""
     files: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in summary:
-        files[f"{row['neuron']}/BP_results/{row['surrogate']}.csv"].append(row)
-        files[f"{row['neuron']}/SG_results/{row['backprop']}.csv"].append(row)
+        # the names come from the database: each becomes one plain path part (objectives.path_part), so a
+        # name like "../x" or "/etc" names a file inside the report folder, never elsewhere
+        neuron = path_part(row["neuron"])
+        files[f"{neuron}/BP_results/{path_part(row['surrogate'])}.csv"].append(row)
+        files[f"{neuron}/SG_results/{path_part(row['backprop'])}.csv"].append(row)
     return {path: sorted(rows, key=lambda r: (r["backprop"], r["surrogate"])) for path, rows in sorted(files.items())}
 
 
@@ -170,14 +175,15 @@ def _cell(value: Any) -> Any:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: Iterable[str]) -> Path:
-    """Write ``rows`` with ``columns`` as a header (missing keys empty); returns ``path``."""
+    """Write ``rows`` with ``columns`` as a header (missing keys empty), atomically (the file is whole or absent);
+    returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    return write_atomic(path, text.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

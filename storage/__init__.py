@@ -5,23 +5,30 @@ workers plus optuna-dashboard at once) or a PostgreSQL server for many machines.
 """
 
 from ._artifacts import artifact_dir, artifact_store
+from ._atomic import atomic_path, write_all_atomic, write_atomic
 from ._engines import DEFAULT_URL
-from ._epochs import EpochLog
-from ._optuna_private import trial_id, trial_of, trials_with_heartbeat
+from ._epochs import MAX_STUDY_NAME, EpochLog
+from ._optuna_private import set_study_system_attrs, trial_id, trial_of, trials_with_heartbeat
 from ._secrets import shown_url
-from ._studies import list_studies, open_existing, open_storage, study_names
+from ._studies import check_writable, list_studies, open_existing, open_storage, study_names
 
 __all__ = [
     "DEFAULT_URL",
     "EpochLog",
+    "MAX_STUDY_NAME",
     "artifact_dir",
     "artifact_store",
+    "atomic_path",
+    "check_writable",
     "list_studies",
     "open_existing",
     "open_storage",
+    "set_study_system_attrs",
     "shown_url",
     "study_names",
     "trial_id",
     "trial_of",
     "trials_with_heartbeat",
+    "write_all_atomic",
+    "write_atomic",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import collections
 import os
 import random
+import shlex
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy
 from sqlalchemy import exc as sa_exc
@@ -100,8 +102,11 @@ def _in_memory(url: URL) -> bool:
     return database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory"
 
 
-def parse(url: str, *, create: bool) -> Target:
-    """Check ``url`` without connecting; an SQLite file's folder is created when ``create``."""
+def parse(url: str, *, create: bool, read_only: bool = False) -> Target:
+    """Check ``url`` without connecting; an SQLite file's folder is created when ``create``. With ``read_only``,
+    an SQLite file this process cannot write (read-only media, permissions) is opened for reading only
+    (:func:`read_only_url`); one it can write is opened as usual, since a read-only connection to a database in
+    WAL mode leaves its ``-wal`` and ``-shm`` files behind (only the last writer removes them)."""
     parsed = parse_url(url)
     shown = _secrets.shown_url(url)  # as the user wrote it
     if _in_memory(parsed):
@@ -130,7 +135,53 @@ def parse(url: str, *, create: bool) -> Target:
         except OSError as exc:
             why = f"cannot create the folder {path.parent} ({exc.strerror}); fix the path"
             raise ConfigError(FIELD, shown, why) from None
-    return Target(parsed.set(database=str(path)), shown, path)
+    if read_only and path.is_file() and _unwritable(path):
+        return Target(read_only_url(parsed, path), shown, path)
+    target = Target(parsed.set(database=str(path)), shown, path)
+    if create:
+        check_writable(target)
+    return target
+
+
+def check_writable(target: Target) -> None:
+    """Refuse an SQLite file this process cannot write, before anything is written (a server is asked when
+    it is written to)."""
+    problem = _unwritable(target.path) if target.path is not None and target.path.is_file() else None
+    if problem:
+        raise ConfigError(FIELD, target.shown, f"{target.path} cannot be written: {problem}; the commands that only "
+                                               "read a study (list, best, report --no-dashboard) can read it as it is")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why this process cannot write the SQLite file at ``path`` (SQLite also writes beside it), else ``None``."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "it is on a read-only file system"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK):
+        return "its folder is read-only (SQLite writes its journal beside the file)"
+    return None
+
+
+def read_only_url(url: URL, path: Path) -> URL:
+    """An SQLite URL that opens ``path`` for reading only (SQLite's ``mode=ro``): nothing in the file can change.
+
+    On read-only media (or in a folder this process cannot write, with no ``-shm`` file beside the database, so
+    no study is writing it) the file is also opened ``immutable``: SQLite then needs no ``-shm`` file, which a
+    database in WAL mode otherwise needs even to be read, and cannot create there.
+    """
+    query = {"mode": "ro", "uri": "true"}
+    try:
+        media_read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        media_read_only = False
+    shm = path.with_name(path.name + "-shm")
+    if media_read_only or (not os.access(path.parent, os.W_OK) and not shm.exists()):
+        query["immutable"] = "1"
+    return url.set(database="file:" + quote(str(path)), query=query)
 
 
 def engine_kwargs(target: Target) -> dict[str, Any]:
@@ -213,6 +264,10 @@ def check_connection(target: Target, *, create: bool) -> list[str]:
 
     def connect() -> list[str]:
         with engine(target).connect() as conn:
+            if target.path is not None:
+                damage = _sqlite_damage(conn, target.path)
+                if damage:
+                    raise ConfigError(FIELD, target.shown, damage)
             if create and target.path is not None:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             return sqlalchemy.inspect(conn).get_table_names()
@@ -220,8 +275,13 @@ def check_connection(target: Target, *, create: bool) -> list[str]:
     try:
         # Only a lock is worth waiting for here: a server that refuses should fail the run at once.
         return with_retries(connect, retry_if=_sqlite_locked)
+    except ConfigError:
+        _drop(target)
+        raise
     except sa_exc.DBAPIError as e:
         _drop(target)
+        if target.path is not None and _is_damage(e.orig):
+            raise ConfigError(FIELD, target.shown, _damaged(target.path, _one_line(e.orig))) from None
         if target.path is not None:
             where = f"cannot open {target.path}"
             hint = "check the path, its permissions and that nothing holds it locked"
@@ -229,6 +289,32 @@ def check_connection(target: Target, *, create: bool) -> list[str]:
             where = "cannot reach the database server"
             hint = "check host, port, user, password and that the server runs"
         raise ConfigError(FIELD, target.shown, f"{where} ({_one_line(e.orig)}); {hint}") from None
+
+
+#: SQLite files found undamaged by this process (the check reads the whole file: once is enough)
+_checked: set[Path] = set()
+
+
+def _sqlite_damage(conn: sqlalchemy.Connection, path: Path) -> str | None:
+    """Why the SQLite file at ``path`` is damaged (``PRAGMA quick_check``), else ``None``. A damaged page would
+    otherwise surface later, in the middle of a study, as an error that names something else."""
+    if path in _checked:
+        return None
+    rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+    if rows == ["ok"]:
+        _checked.add(path)
+        return None
+    return _damaged(path, " ".join(" ".join(rows).split()))
+
+
+def _is_damage(error: BaseException | None) -> bool:
+    text = str(error)
+    return "malformed" in text or "not a database" in text
+
+
+def _damaged(path: Path, detail: str) -> str:
+    return (f"{path} is damaged (SQLite: {detail[:160]}); restore it from a backup, or save what is readable "
+            f"with: sqlite3 {shlex.quote(str(path))} .recover | sqlite3 recovered.db")
 
 
 def _passes(error: sa_exc.DBAPIError) -> bool:

@@ -13,6 +13,8 @@ from objectives import EpochMetrics
 from . import _engines
 
 TABLE_NAME = "snn_epoch_metrics"
+#: the longest study name a storage keeps: Optuna's ``studies.study_name`` is a String(512), and so is ours
+MAX_STUDY_NAME = 512
 
 # Our own MetaData, so creating this table never touches (or even looks at) Optuna's.
 _metadata = sa.MetaData()
@@ -20,7 +22,7 @@ _table = sa.Table(
     TABLE_NAME,
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_name", sa.String(512), nullable=False),
+    sa.Column("study_name", sa.String(MAX_STUDY_NAME), nullable=False),
     sa.Column("trial_number", sa.Integer, nullable=False),
     sa.Column("trial_id", sa.Integer, nullable=False),
     sa.Column("epoch", sa.Integer, nullable=False),
@@ -40,12 +42,14 @@ class EpochLog:
     """The per-epoch metrics of every trial, in table ``snn_epoch_metrics`` of the study database.
 
     ``EpochLog(url)`` accepts the same URLs as :func:`storage.open_storage` and raises the
-    same :class:`objectives.ConfigError`; ``create=False`` only opens an existing database.
+    same :class:`objectives.ConfigError`; ``create=False`` only opens an existing database, ``read_only=True``
+    reads one that may be on read-only media.
     Engines are shared per URL within a process, so making one per trial is cheap.
     """
 
-    def __init__(self, url: str, *, create: bool = True):
-        target = _engines.parse(url, create=create)
+    def __init__(self, url: str, *, create: bool = True, read_only: bool = False):
+        create = create and not read_only
+        target = _engines.parse(url, create=create, read_only=read_only)
         self._has_table = TABLE_NAME in _engines.check_connection(target, create=create)
         self._engine = _engines.engine(target)
 

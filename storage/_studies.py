@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from objectives import ConfigError, belongs_to
 
 from . import _engines
+from ._epochs import TABLE_NAME as EPOCH_TABLE
 
 #: the Optuna table every study database has; its absence means "not an Optuna database"
 _OPTUNA_STUDIES_TABLE = "studies"
@@ -26,6 +27,7 @@ def open_storage(
     grace_period: int | None = 30,
     max_retry: int = 2,
     create: bool = True,
+    read_only: bool = False,
 ) -> optuna.storages.RDBStorage:
     """Open the Optuna storage at ``url`` for one worker process.
 
@@ -39,11 +41,16 @@ def open_storage(
     worker that starts a trial and re-queued with the same parameters, at most ``max_retry``
     times. ``heartbeat_interval=None`` turns this off (read-only tools need no heartbeat).
 
-    ``create=False`` opens an existing study database only and creates nothing.
+    ``create=False`` opens an existing study database only and creates nothing; ``read_only=True`` (which implies
+    it) is for commands that only read: it takes no write lock, and an SQLite file this process cannot write
+    (read-only media) is opened read-only, so that it can be read.
     Every way the URL can be wrong raises :class:`objectives.ConfigError` on ``study.storage``.
     """
-    target = _engines.parse(url, create=create)
+    create = create and not read_only
+    target = _engines.parse(url, create=create, read_only=read_only)
     tables = _engines.check_connection(target, create=create)
+    if create:
+        _check_can_create(target, tables)
     if not create and _OPTUNA_STUDIES_TABLE not in tables:
         where = target.path or target.shown
         why = f"no study database at {where}; run a study first or fix the URL"
@@ -65,7 +72,7 @@ def open_storage(
                 heartbeat_stale_trial_callback=retry,
                 skip_table_creation=not create,
             )
-            if target.is_sqlite:
+            if target.is_sqlite and not read_only:
                 # after Optuna's initialisation, whose migration tool nests two connections
                 _engines.begin_immediate(opened.engine)
             return opened
@@ -78,6 +85,31 @@ def open_storage(
             return _engines.with_retries(make)
         except sa_exc.IntegrityError:
             return _engines.with_retries(make)
+
+
+def check_writable(url: str) -> None:
+    """Refuse a study database at ``url`` that this process cannot write (an SQLite file on read-only media,
+    or read-only to it): for a command that writes into an existing study, before it writes anything else."""
+    _engines.check_writable(_engines.parse(url, create=False))
+
+
+def _check_can_create(target: _engines.Target, tables: list[str]) -> None:
+    """Refuse, before anything is written, a server database whose tables this role may not create.
+
+    PostgreSQL 15 and later let only the owner of a database create tables in its ``public``
+    schema: Optuna would fail on its first ``CREATE TABLE`` with a traceback.
+    """
+    missing = [t for t in (_OPTUNA_STUDIES_TABLE, EPOCH_TABLE) if t not in tables]
+    if not missing or target.is_sqlite or target.url.get_backend_name() != "postgresql":
+        return
+    with _engines.engine(target).connect() as conn:
+        role, schema, allowed = conn.exec_driver_sql(
+            "SELECT current_user, current_schema(), has_schema_privilege(current_schema(), 'CREATE')").one()
+    if not allowed:
+        why = (f"role {role!r} may not create tables in schema {schema!r}, and the study tables ({', '.join(missing)}) "
+               f"are not there yet; GRANT CREATE ON SCHEMA {schema} TO {role} (as the database owner), or run the "
+               "first study as a role that may")
+        raise ConfigError(_engines.FIELD, target.shown, why)
 
 
 def study_names(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
@@ -99,7 +131,7 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     (``None`` without a complete trial, and for multi-objective studies, which have no single
     best) and ``datetime_start`` (``None`` before the first trial).
     """
-    storage = open_storage(url, heartbeat_interval=None, create=False)
+    storage = open_storage(url, heartbeat_interval=None, read_only=True)
     try:
         summaries = optuna.get_all_study_summaries(storage, include_best_trial=True)
         rows = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from objectives import GROUP_FIELDS, ConfigError, TrialConfig, TrialRecord, config_value, file_stem
-from storage import study_names
+from storage import study_names, write_all_atomic
 
 
 def completed_trials(storage, name: str) -> list[TrialRecord]:
@@ -31,10 +32,12 @@ def completed_trials(storage, name: str) -> list[TrialRecord]:
 
 def parse_by(value: str) -> list[str]:
     """``"neuron,surrogate"`` -> ``["neuron", "surrogate"]``, checked against ``objectives.GROUP_FIELDS``."""
-    keys = [k.strip() for k in value.split(",") if k.strip()]
+    keys = list(dict.fromkeys(k.strip() for k in value.split(",") if k.strip()))
     for k in keys:
         if k not in GROUP_FIELDS:
             raise ConfigError("--by", k, f"allowed: {', '.join(GROUP_FIELDS)}")
+    if not keys:
+        raise ConfigError("--by", value, f"name at least one of {', '.join(GROUP_FIELDS)}")
     return keys
 
 
@@ -48,7 +51,8 @@ def export(
 
     Each file is the trial's resolved run config (seed included), with a comment
     header naming the study, the trial and its accuracies. The folder is created (or a
-    ``ConfigError`` for ``--out`` raised) once the study is known to have something to write.
+    ``ConfigError`` for ``--out`` raised) once the study is known to have something to write
+    and every config to write is valid; each file is written atomically (whole or absent).
     """
     by = list(by)
     trials = completed_trials(storage, name)
@@ -64,12 +68,16 @@ def export(
         if key not in best or _value(t) > _value(best[key]):
             best[key] = t
     overall = max(best.values(), key=_value)
+    # every config is checked before the first file is written: a bad one must not leave half the results
+    groups = sorted(best.items(), key=lambda kv: tuple(map(str, kv[0])))
+    files = [(out / (file_stem(key) + ".yaml"), t) for key, t in groups] + [(out / "best.yaml", overall)]
+    texts = {path: _text(path, t) for path, t in files}
     _create_out(out)
-    written = []
-    for key, t in sorted(best.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        written.append(_write(out / (file_stem(key) + ".yaml"), t))
-    written.append(_write(out / "best.yaml", overall))
-    return written
+    try:
+        return write_all_atomic(texts)  # all or none: a full disk leaves the folder as it was
+    except OSError as exc:
+        raise ConfigError("--out", str(out), f"writing the files failed ({exc.strerror or exc}); nothing was "
+                                             "written") from None
 
 
 def _value(trial: TrialRecord) -> float:
@@ -87,13 +95,20 @@ def _create_out(out: Path) -> None:
         raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
-def _write(path: Path, trial: TrialRecord) -> Path:
-    config = TrialConfig.from_dict(trial.config).to_dict()  # validated: it must re-run as is
+def _text(path: Path, trial: TrialRecord) -> str:
+    """The YAML file of ``trial``'s run config, validated: it must re-run as it is."""
+    if trial.config is None:
+        raise ConfigError("--study", trial.study, f"trial {trial.number} holds no run config (was it written by "
+                                                  "snn-study?); nothing written")
+    try:
+        config = TrialConfig.from_dict(trial.config).to_dict()
+    except ConfigError as exc:
+        raise ConfigError("--study", trial.study, f"the run config of trial {trial.number} is not valid "
+                                                  f"({exc}); nothing written") from None
     test = trial.test_acc if trial.test_acc is not None else float("nan")
     header = (
         f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {_value(trial):.4f}, "
         f"test accuracy {test:.4f}\n"
-        f"# re-run: snn-study train --config {path.name}\n"
+        f"# re-run: snn-study train --config {shlex.quote(path.name)}\n"
     )
-    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return path
+    return header + yaml.safe_dump(config, sort_keys=False)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ._yaml import YamlProblem, load, read
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -28,35 +28,35 @@ class UsageError(Exception):
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["model.neuron=alpha", "training.lr=0.001"]`` -> ``{"model.neuron": "alpha", "training.lr": 0.001}``.
 
-    Values are read as YAML scalars or lists, so numbers, booleans, ``null`` and
-    ``[12, 64]`` arrive typed.
+    Values are read as YAML scalars or lists (:mod:`study._yaml`: YAML 1.2 numbers, bounded), so numbers,
+    booleans, ``null`` and ``[12, 64]`` arrive typed.
     """
+    from objectives import short_repr
+
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise UsageError(f"--set {item!r}: expected section.field=value, e.g. --set model.neuron=alpha")
+            raise UsageError(f"--set {short_repr(item)}: expected section.field=value, e.g. --set model.neuron=alpha")
         try:
-            out[key] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
+            out[key] = load(raw) if raw else ""
+        except YamlProblem as exc:
+            raise UsageError(f"--set {short_repr(item)}: {exc}") from None
     return out
 
 
 def read_yaml(path: str, what: str = "--config") -> dict[str, Any]:
-    """A YAML mapping from ``path`` (safe loader); a missing, unreadable or malformed file is a usage error."""
+    """A YAML mapping from ``path`` (:mod:`study._yaml`); a missing, unreadable, empty or malformed file, or one
+    that is not UTF-8, is a usage error. An empty file is refused: ``{}`` asks for every default explicitly."""
     try:
-        text = Path(path).read_text()
+        data = load(read(path))
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{what} {path}: not valid YAML{where}") from None
+    except YamlProblem as exc:
+        raise UsageError(f"{what} {path}: {exc}") from None
     if data is None:
-        return {}
+        raise UsageError(f"{what} {path}: the file is empty; write {{}} in it to take every default, "
+                         f"or leave out {what}")
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path}: expected a mapping of sections, got {type(data).__name__}")
     return data
@@ -106,8 +106,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
 
+    from ._limits import check_devices, json_line
+
     raw = read_yaml(args.config) if args.config else {}
     cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()
+    check_devices([("training.device", cfg.training.device)])
     device = resolve_device(cfg.training.device)
     data = load(cfg.dataset, device)  # before any output: a missing dataset is one error line
     log = _Log(quiet=args.quiet)
@@ -146,7 +149,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{result.epochs} epochs in {result.seconds:.0f}s"
     )
     if args.json:
-        print(json.dumps(summary))
+        print(json_line(summary))
     return EXIT_OK
 
 
@@ -219,11 +222,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from storage import open_existing, open_storage, shown_url
 
     from ._launchers import launcher_for
+    from ._limits import check_machine
     from ._runner import preflight, run
 
     _interruptible()
     cfg = _study_config(args)
     launcher = launcher_for(cfg)  # a launched study's storage and artifact rules, before anything is written
+    check_machine(cfg)
     _check_datasets(cfg)
     # a bad or unreachable storage is a usage error before anything starts, and so is a study this run must not
     # join: checked on the database as it is, before anything is created in it
@@ -240,9 +245,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return launcher.launch(cfg, args.quiet, args.wait)
     code = run(cfg, quiet=args.quiet, debug=args.debug)
     if code == 0:
-        storage = shown_url(cfg.study.storage)
+        storage, name = shlex.quote(shown_url(cfg.study.storage)), shlex.quote(cfg.study.name)
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
-              f"      export the best:    snn-study best --study {cfg.study.name} --storage {storage} --out best/")
+              f"      export the best:    snn-study best --study {name} --storage {storage} --out best/")
     return code
 
 
@@ -308,7 +313,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from ._best import export, parse_by
 
     by = parse_by(args.by)
-    storage = open_storage(args.storage, create=False, heartbeat_interval=None)
+    storage = open_storage(args.storage, read_only=True, heartbeat_interval=None)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "is a file; give a folder")
@@ -421,6 +426,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dashboard", action="store_true",
                    help="do not save the note and key figures into the study for optuna-dashboard "
                         "(then the database is only read)")
+    p.add_argument("--force", action="store_true",
+                   help="replace files in --out that no report wrote (refused without it)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -430,7 +437,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     report = export(args.storage, args.study, args.out, formats=args.format, layout=args.layout,
-                    dashboard=not args.no_dashboard, artifacts=args.artifacts)
+                    dashboard=not args.no_dashboard, artifacts=args.artifacts, force=args.force)
     print_report(report)
     return EXIT_OK
 
@@ -466,7 +473,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         configure(p)
         p.set_defaults(handler=handler, subparser=p)
+    sub.choices = _Offered(sub.choices, hidden={n for n, (h, _, _) in COMMANDS.items() if h == argparse.SUPPRESS})
     return parser
+
+
+class _Offered(dict):
+    """The subcommands for argparse: every one is accepted, but an unlisted one (``_worker``) is never offered
+    in a usage error's "choose from" list: argparse lists what iterating this dict gives."""
+
+    def __init__(self, commands: dict[str, Any], hidden: set[str]):
+        super().__init__(commands)
+        self.hidden = hidden
+
+    def __iter__(self):
+        return (name for name in super().__iter__() if name not in self.hidden)
 
 
 def main(argv: list[str] | None = None) -> int:

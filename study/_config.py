@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, get_type_hints
 
-import yaml
-
 from objectives import (
     COMBINATION_PATHS,
     SECTIONS,
@@ -27,12 +25,17 @@ from objectives import (
 from storage import DEFAULT_URL
 
 from ._launch import LauncherConfig
+from ._limits import check_settings
 from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
 from ._space import SearchSpace
 from ._spawn import WORKERS_PER_CPU, max_workers
+from ._yaml import load
 
 PRESETS = ("quick", "mnist-grid", "mnist-tpe")
+#: combinations a grid study may queue (each is a trial in the database); 4 neurons x 8 surrogates x 3 backprop
+#: methods are 96, and a grid of more than this many trials is better searched by a sampler
+MAX_GRID = 10_000
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,11 @@ class StudyConfig:
         if not isinstance(search, Mapping):
             raise ConfigError("search", search, "expected a mapping of run-config fields to choices, ranges or values")
         space = SearchSpace(base, search)
-        n_grid = len(space.grid())
+        n_grid = space.grid_size()  # counted, not listed: only a grid sampler's grid is ever listed
         if SAMPLERS[settings.sampler].queued_grid:
+            if n_grid > MAX_GRID:
+                raise ConfigError("search", f"{n_grid} combinations", f"the grid sampler queues one trial per "
+                                  f"combination, at most {MAX_GRID}; search fewer values or use study.sampler: tpe")
             settings = dataclasses.replace(settings, n_trials=n_grid)
         elif settings.n_trials is None:
             raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
@@ -108,7 +114,7 @@ class StudyConfig:
     def target(self, space: SearchSpace) -> int:
         """Finished trials one study of this config should reach."""
         if self.queued_grid or self.study.n_trials is None:  # from_dict sets n_trials for every other sampler
-            return len(space.grid())
+            return space.grid_size()
         return self.study.n_trials
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +128,7 @@ def load_preset(name: str) -> dict[str, Any]:
     """The parsed YAML of a built-in preset."""
     if name not in PRESETS:
         raise ConfigError("--preset", name, f"allowed: {', '.join(PRESETS)}")
-    return yaml.safe_load((resources.files("study") / "presets" / f"{name}.yaml").read_text())
+    return load((resources.files("study") / "presets" / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def _settings(data: Any) -> StudySettings:
@@ -162,10 +168,7 @@ def _settings(data: Any) -> StudySettings:
     if settings.workers > max_workers():
         raise ConfigError("study.workers", settings.workers, f"at most {max_workers()} on this machine "
                           f"({WORKERS_PER_CPU} per CPU core); more machines share a study through one PostgreSQL URL")
-    if settings.devices:
-        for d in settings.devices:
-            if d != "cpu" and d != "cuda" and not d.startswith("cuda:"):
-                raise ConfigError("study.devices", d, "allowed: cpu, cuda, cuda:N")
+    check_settings(settings)
     return settings
 
 

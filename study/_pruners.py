@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from objectives import ConfigError
+from objectives import ConfigError, coerce
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ class PrunerConfig:
                 raise ConfigError(f"study.pruner.{key}", v, "expected a non-negative integer")
         if cfg.reduction_factor < 2:
             raise ConfigError("study.pruner.reduction_factor", cfg.reduction_factor, "must be >= 2")
-        if not isinstance(cfg.percentile, (int, float)) or not 0 < cfg.percentile < 100:
+        if cfg.min_resource < 1:  # Optuna's successive halving and hyperband count epochs from 1
+            raise ConfigError("study.pruner.min_resource", cfg.min_resource, "must be >= 1")
+        if not 0 < coerce("study.pruner.percentile", cfg.percentile, float) < 100:
             raise ConfigError("study.pruner.percentile", cfg.percentile, "must be within (0, 100)")
         return cfg
 

@@ -31,6 +31,7 @@ from objectives import (
     Combination,
     ConfigError,
     TrialConfig,
+    coerce,
 )
 
 #: bare field name -> "section.field", for every run-config field (names are unique across sections)
@@ -103,6 +104,7 @@ class SearchSpace:
             elif isinstance(value, Mapping):
                 self.ranges.append(_range(key, path, value))
             elif path.startswith("surrogate_args."):
+                value = coerce(f"search.{key}", value, float)
                 self.ranges.append(Range(key, path, value, value, fixed=True))
             else:
                 fixed[path] = value
@@ -111,10 +113,18 @@ class SearchSpace:
 
     # ---- validation: every value the sampler can produce must make a valid run config ----
 
+    @property
+    def _probe(self) -> dict[str, Any]:
+        """Where the TBPTT window is searched, a window a trial can hold (its lowest): choices are checked, and a
+        trial's choices first applied, with it rather than with the base's window, which no trial uses (its
+        highest is checked against the time steps in :meth:`_check`)."""
+        searched = self._range("training.tbptt_window")
+        return {searched.path: int(searched.low)} if searched else {}
+
     def _check(self) -> None:
         for cat in self.categorical:
             for choice in cat.choices:
-                _override(self.base, {cat.path: choice}, f"search.{cat.key}")
+                _override(self.base, {**self._probe, cat.path: choice}, f"search.{cat.key}")
         for r in self.ranges:
             for value in (r.low, r.high):
                 if r.path.startswith("surrogate_args."):
@@ -169,6 +179,10 @@ class SearchSpace:
 
     # ---- grid and combinations ----
 
+    def grid_size(self) -> int:
+        """How many combinations :meth:`grid` lists, counted without listing them."""
+        return math.prod(len(c.choices) for c in self.categorical)
+
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the categorical choices, as Optuna params (``{key: value}``)."""
         keys = [c.key for c in self.categorical]
@@ -192,7 +206,7 @@ class SearchSpace:
         values: dict[str, Any] = {}
         for cat in self.categorical:
             values[cat.path] = trial.suggest_categorical(cat.key, list(cat.choices))
-        current = _override(self.base, values, "search")
+        current = _override(self.base, {**self._probe, **values}, "search")
         neuron, surrogate = current.model.neuron, current.model.surrogate
         # beta before alpha: the alpha neuron's alpha range starts above the sampled beta
         for r in sorted(self.ranges, key=lambda r: r.path != "model.beta"):
@@ -239,23 +253,28 @@ def _range(key: str, path: str, spec: Mapping[str, Any]) -> Range:
     for bound in ("low", "high"):
         if bound not in spec:
             raise ConfigError(f"search.{key}", dict(spec), f"a range needs {bound}")
-        if not isinstance(spec[bound], (int, float)) or isinstance(spec[bound], bool):
-            raise ConfigError(f"search.{key}.{bound}", spec[bound], "expected a number")
-    low, high = spec["low"], spec["high"]
+    # finite numbers only: Optuna's distributions and every field below take no NaN or infinity
+    low, high = (coerce(f"search.{key}.{bound}", spec[bound], float) for bound in ("low", "high"))
     if low > high:
-        raise ConfigError(f"search.{key}", dict(spec), f"low ({low}) must be <= high ({high})")
+        raise ConfigError(f"search.{key}", dict(spec), f"low ({spec['low']}) must be <= high ({spec['high']})")
     log = spec.get("log", False)
     if not isinstance(log, bool):
         raise ConfigError(f"search.{key}.log", log, "expected true or false")
     if log and low <= 0:
-        raise ConfigError(f"search.{key}.low", low, "a log range needs low > 0")
+        raise ConfigError(f"search.{key}.low", spec["low"], "a log range needs low > 0")
     step = spec.get("step")
-    if step is not None and (not isinstance(step, (int, float)) or step <= 0):
-        raise ConfigError(f"search.{key}.step", step, "expected a positive number")
+    if step is not None:
+        step = coerce(f"search.{key}.step", step, float)
+        if step <= 0:
+            raise ConfigError(f"search.{key}.step", spec["step"], "expected a positive number")
     if log and step is not None:
-        raise ConfigError(f"search.{key}.step", step, "a log range cannot have a step")
+        raise ConfigError(f"search.{key}.step", spec["step"], "a log range cannot have a step")
     integer = _is_integer_field(path)
-    return Range(key, path, float(low), float(high), log, step, integer)
+    if integer:
+        for option in ("low", "high", "step"):
+            if spec.get(option) is not None and not float(spec[option]).is_integer():
+                raise ConfigError(f"search.{key}.{option}", spec[option], f"{path} is a whole number: expected one")
+    return Range(key, path, low, high, log, step, integer)
 
 
 def _is_integer_field(path: str) -> bool:

@@ -9,9 +9,11 @@ and mtime are the same after the command as before it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from support import SNN_STUDY
 
@@ -95,11 +98,46 @@ class Ctx:
     def text(self) -> Path:
         return self.file("notes.db", "these are my notes, not a database\n")
 
+    def damaged(self) -> Path:
+        """A copy of the study database with one page of its trials table overwritten (a bad disk sector)."""
+        path = self.root / "damaged.db"
+        shutil.copy2(self.db, path)
+        with sqlite3.connect(path) as conn:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'trials'").fetchone()[0]
+        conn.close()
+        with path.open("r+b") as f:
+            f.seek((page - 1) * page_size)
+            f.write(b"\xff" * page_size)
+        return path
+
+    def bad_config(self) -> Path:
+        """A copy of the study database whose one trial holds a run config that no longer validates."""
+        path = self.root / "old.db"
+        shutil.copy2(self.db, path)
+        with sqlite3.connect(path) as conn:
+            (value,) = conn.execute("SELECT value_json FROM trial_user_attributes WHERE key = 'config'").fetchone()
+            config = json.loads(value)
+            config["training"]["lr"] = -1
+            conn.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'config'", (json.dumps(config),))
+        conn.close()
+        return path
+
+    def users_report_folder(self) -> Path:
+        """A folder holding the user's own summary.csv, where a report would write its own."""
+        path = self.root / "mine"
+        path.mkdir()
+        (path / "summary.csv").write_text("my,own,numbers\n1,2,3\n")
+        return path
+
     def study(self, **sections) -> str:
         """A study config on the existing study database with ``sections`` merged in."""
+        return str(self.file("study.yaml", self.study_text(**sections)))
+
+    def study_text(self, **sections) -> str:
         data = merged(STUDY, sections)
         data["study"].setdefault("storage", self.url)
-        return str(self.file("study.yaml", yaml.safe_dump(data)))
+        return yaml.safe_dump(data)
 
     def run_config(self, **sections) -> str:
         return str(self.file("run.yaml", yaml.safe_dump(merged(RUN, sections))))
@@ -139,6 +177,8 @@ class Case:
     expect: str | tuple[str, ...]
     #: a row that needs chmod to stop this process (so not as root)
     needs_chmod: bool = False
+    #: a row about a machine without CUDA
+    needs_no_cuda: bool = False
 
 
 def run(c: Ctx, *extra: str, **sections) -> list[str]:
@@ -268,6 +308,129 @@ CASES: list[Case] = [
     C("report-out-under-a-file", lambda c: report(c, out=f"{c.text()}/sub"),
       "--out: got '{root}/notes.db/sub'; cannot write there"),
 ]
+DUPLICATE_LR = "search:\n  lr: 0.1\n  lr: 0.2"
+# ---- numbers a library refuses: caught when the config is read, before any study or trial is written (issue 11, 14)
+CASES += [
+    C("run-seed-below-numpy", lambda c: run(c, "--set", "study.seed=-1"),
+      "study.seed: got -1; must be within [0, 4294966295] with 1 worker(s)"),
+    C("run-seed-past-numpy-with-workers", lambda c: run(c, "--set", "study.seed=4294966000", "--workers", "2"),
+      "study.seed: got 4294966000; must be within [0, 4294965295] with 2 worker(s)"),
+    C("train-seed-past-torch", lambda c: ["train", "--set", "training.seed=18446744073709551616"],
+      "training.seed: got 18446744073709551616; must be within [0, 18446744073709551615]"),
+    C("train-seed-negative", lambda c: train(c, training={"seed": -5}),
+      "training.seed: got -5; must be within [0,"),
+    C("run-min-resource-zero", lambda c: run(c, study={"pruner": {"name": "successive_halving", "min_resource": 0}}),
+      "study.pruner.min_resource: got 0; must be >= 1"),
+    C("run-percentile-boolean", lambda c: run(c, study={"pruner": {"name": "percentile", "percentile": True}}),
+      "study.pruner.percentile: got True; expected a number"),
+    C("run-kernel-shrinks-image", lambda c: run(c, model={"kernel_size": 20}),
+      "model.channels: got [2, 4]; 2 conv blocks of kernel 20 shrink a 28x28 image to nothing"),
+    C("run-searched-kernel-shrinks-image", lambda c: run(c, "--set", "search.kernel_size=[3, 13]"),
+      "search.kernel_size -> model.channels: got [2, 4]; 2 conv blocks of kernel 13"),
+    C("train-channels-past-memory", lambda c: ["train", "--set", "model.channels=[100000000000]"],
+      "model.channels: got 100000000000; must be <= 65536"),
+    C("train-steps-past-memory", lambda c: ["train", "--set", "model.num_steps=100000000000000"],
+      "model.num_steps: got 100000000000000; must be <= 100000"),
+    C("run-heartbeat-past-a-day", lambda c: run(c, study={"heartbeat_interval": 10**20, "grace_period": 10**21}),
+      "study.heartbeat_interval: got 100000000000000000000; must be <= 86400 seconds"),
+    C("run-grid-past-its-cap",
+      lambda c: run(c, *[a for k in ("seed", "epochs", "batch_size", "val_size", "test_subset")
+                         for a in ("--set", f"search.{k}=[{', '.join(str(v) for v in range(1, 8))}]")]),
+      "search: got '16807 combinations'; the grid sampler queues one trial per combination, at most 10000"),
+    C("run-study-name-past-storage", lambda c: run(c, study={"name": "n" * 600}),
+      "study.name: got 'nnnn"),
+    C("run-study-name-control-character", lambda c: run(c, study={"name": "a\x00b"}),
+      "study.name: got 'a\\x00b'; expected a name on one line, without control characters"),
+    # ---- NaN and infinity: no float field and no range takes one -------------------------------------------
+    C("train-threshold-nan", lambda c: ["train", "--set", "model.threshold=.nan"],
+      "model.threshold: got nan; expected a finite number"),
+    C("train-lr-infinite", lambda c: ["train", "--set", "training.lr=.inf"],
+      "training.lr: got inf; expected a finite number"),
+    C("train-lr-overflows-to-infinity", lambda c: ["train", "--set", "training.lr=1e400"],
+      "training.lr: got inf; expected a finite number"),
+    C("train-beta-nan", lambda c: train(c, model={"beta": float("nan")}),
+      "model.beta: got nan; expected a finite number"),
+    C("train-surrogate-arg-infinite", lambda c: ["train", "--set", "model.surrogate_args={slope: .inf}"],
+      "model.surrogate_args: got {{'slope': inf}}; expected a mapping of names to numbers, each finite"),
+    C("run-range-low-nan", lambda c: run(c, "--set", "search.lr={low: .nan, high: 0.1}"),
+      "search.lr.low: got nan; expected a finite number"),
+    C("run-range-high-infinite", lambda c: run(c, "--set", "search.lr={low: 0.001, high: .inf}"),
+      "search.lr.high: got inf; expected a finite number"),
+    C("run-range-step-nan", lambda c: run(c, "--set", "search.lr={low: 0.001, high: 0.1, step: .nan}"),
+      "search.lr.step: got nan; expected a finite number"),
+    C("run-fixed-surrogate-arg-nan", lambda c: run(c, "--set", "search.slope=.nan"),
+      "search.slope: got nan; expected a finite number"),
+    C("run-choice-nan", lambda c: run(c, "--set", "search.lr=[0.01, .nan]"),
+      "search.lr -> training.lr: got nan; expected a finite number"),
+    C("run-percentile-nan", lambda c: run(c, "--set", "study.pruner={name: percentile, percentile: .nan}"),
+      "study.pruner.percentile: got nan; expected a finite number"),
+    # ---- a range's options of the wrong type --------------------------------------------------------------
+    C("run-range-step-boolean", lambda c: run(c, "--set", "search.lr={low: 0.001, high: 0.1, step: true}"),
+      "search.lr.step: got True; expected a number"),
+    C("run-range-low-text", lambda c: run(c, "--set", "search.lr={low: small, high: 0.1}"),
+      "search.lr.low: got 'small'; expected a number"),
+    C("run-range-log-text", lambda c: run(c, "--set", "search.lr={low: 0.001, high: 0.1, log: sure}"),
+      "search.lr.log: got 'sure'; expected true or false"),
+    C("run-range-fractional-step-of-integer",
+      lambda c: run(c, "--set", "search.backprop=[tbptt]", "--set", "search.tbptt_window={low: 1, high: 3, step: 0.5}"),
+      "search.tbptt_window.step: got 0.5; training.tbptt_window is a whole number"),
+    C("run-range-fractional-bound-of-integer", lambda c: run(c, "--set", "search.epochs={low: 1.5, high: 3}"),
+      "search.epochs.low: got 1.5; training.epochs is a whole number"),
+    C("run-range-unknown-option", lambda c: run(c, "--set", "search.lr={low: 0.001, high: 0.1, scale: log}"),
+      "search.lr.scale: got 'log'; allowed: low, high, log, step"),
+    # ---- files that are not UTF-8, not a config, or nothing --------------------------------------------------
+    C("run-config-latin-1", lambda c: ["run", "--config", str(c.file("latin.yaml", b"study:\n  name: caf\xe9\n"))],
+      "--config {root}/latin.yaml: not UTF-8 text (byte 0xe9 at offset 18)"),
+    C("train-config-binary", lambda c: ["train", "--config", str(c.file("weights.pt", bytes(range(256)) * 4))],
+      "--config {root}/weights.pt: not UTF-8 text (byte 0x80 at offset 128)"),
+    C("train-config-endless", lambda c: ["train", "--config", "/dev/zero"],
+      "--config /dev/zero: more than 1048576 bytes; a config needs far fewer"),
+    C("train-config-empty", lambda c: ["train", "--config", str(c.file("empty.yaml", "# nothing yet\n"))],
+      "--config {root}/empty.yaml: the file is empty; write {{}} in it to take every default, or leave out --config"),
+    C("run-config-empty", lambda c: ["run", "--config", str(c.file("empty.yaml", ""))],
+      "--config {root}/empty.yaml: the file is empty"),
+    C("run-config-duplicate-key",
+      lambda c: ["run", "--config", str(c.file("dup.yaml", c.study_text().replace("search:", DUPLICATE_LR, 1)))],
+      "--config {root}/dup.yaml: duplicate key 'lr' at line"),
+    C("train-config-duplicate-section",
+      lambda c: ["train", "--config", str(c.file("dup.yaml", "model: {beta: 0.5}\nmodel: {beta: 0.9}\n"))],
+      "--config {root}/dup.yaml: duplicate key 'model' at line 2; give each key once"),
+    C("train-set-recursive-alias", lambda c: ["train", "--set", "model.channels=&a [*a]"],
+      "an alias at line 1 makes a value contain itself"),
+    C("train-set-too-deep", lambda c: ["train", "--set", "model.channels=" + "[" * 40 + "]" * 40],
+      "nested deeper than a config can need (32 levels at most)"),
+    C("train-set-thousands-of-digits", lambda c: ["train", "--set", "training.epochs=" + "9" * 5000],
+      "holds a number of thousands of digits"),
+    C("run-python-tag", lambda c: run(c, "--set", "study.name=!!python/object/apply:os.system [touch pwned]"),
+      "could not determine a constructor for the tag"),
+    # ---- the database and the device ------------------------------------------------------------------------
+    C("list-damaged-page", lambda c: ["list", "--storage", sqlite(c.damaged())],
+      ("{root}/damaged.db is damaged (SQLite:", "restore it from a backup")),
+    C("best-damaged-page", lambda c: best(c, storage=sqlite(c.damaged())),
+      "{root}/damaged.db is damaged (SQLite:"),
+    C("report-damaged-page", lambda c: report(c, storage=sqlite(c.damaged())),
+      "{root}/damaged.db is damaged (SQLite:"),
+    C("run-damaged-page", lambda c: run(c, "--storage", sqlite(c.damaged())),
+      "{root}/damaged.db is damaged (SQLite:"),
+    C("train-device-not-here", lambda c: ["train", "--set", "training.device=cuda:99"],
+      "training.device: got 'cuda:99'; this machine has"),
+    C("run-device-not-here", lambda c: run(c, training={"device": "cuda:99"}),
+      "training.device: got 'cuda:99'; this machine has"),
+    C("run-devices-not-here", lambda c: run(c, "--devices", "cpu,cuda:99"),
+      "study.devices: got 'cuda:99'; this machine has"),
+    C("train-device-not-a-number", lambda c: ["train", "--set", "training.device=cuda:first"],
+      "training.device: got 'cuda:first'; allowed: auto, cpu, cuda, cuda:N"),
+    C("train-cuda-without-cuda", lambda c: ["train", "--set", "training.device=cuda"],
+      "training.device: got 'cuda'; this machine has no CUDA device", needs_no_cuda=True),
+    # ---- best and report: validate everything, replace no file of the user's ------------------------------
+    C("best-by-nothing", lambda c: best(c, "--by", ","),
+      "--by: got ','; name at least one of neuron, surrogate, backprop"),
+    C("best-trial-config-invalid", lambda c: best(c, storage=sqlite(c.bad_config())),
+      "--study: got 'g'; the run config of trial 0 is not valid (training.lr: got -1"),
+    C("report-over-users-file", lambda c: report(c, out=str(c.users_report_folder())),
+      "--out: got '{root}/mine'; holds summary.csv, not written by a report; choose a new or empty folder, "
+      "or pass --force"),
+]
 N_CASES = len(CASES)
 assert N_CASES >= 30, f"the bad-input table must have at least 30 rows, has {N_CASES}"
 assert len({c.id for c in CASES}) == N_CASES, "row ids must be unique"
@@ -314,7 +477,9 @@ def ctx(tmp_path, template):
 
 ROOT_SKIP = pytest.mark.skipif(not CHMOD_BINDS,
                                reason="chmod does not stop root; the row with --out under a regular file covers it")
-PARAMS = [pytest.param(case, id=case.id, marks=[ROOT_SKIP] if case.needs_chmod else []) for case in CASES]
+CUDA_SKIP = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+PARAMS = [pytest.param(case, id=case.id, marks=[ROOT_SKIP] * case.needs_chmod + [CUDA_SKIP] * case.needs_no_cuda)
+          for case in CASES]
 
 
 @pytest.mark.parametrize("case", PARAMS)
@@ -347,3 +512,34 @@ def test_debug_adds_the_traceback_and_still_changes_nothing(ctx):
     assert "Traceback (most recent call last)" in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("snn-study best: error: --study: got 'nope'")
     assert snapshot(ctx.root) == before
+
+
+def test_a_postgresql_role_without_create_exits_2_with_one_line_and_creates_nothing(postgres_url, tmp_path):
+    """PostgreSQL 15 lets only a database's owner create tables in ``public``: a study there, as another role, is
+    refused before Optuna's first CREATE TABLE, naming the role and the grant (issue 11, 14)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    role = f"snn_reader_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(sa.engine.make_url(postgres_url).set(drivername="postgresql+psycopg2"),
+                             isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # what PostgreSQL 15 does by default
+    try:
+        url = sa.engine.make_url(postgres_url).set(username=role, password=None).render_as_string(hide_password=False)
+        config = tmp_path / "study.yaml"
+        config.write_text(yaml.safe_dump(merged(STUDY, {"study": {"storage": url}})))
+        proc = snn_study(["run", "--config", str(config)], tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"role '{role}' may not create tables in schema 'public'" in proc.stderr
+        assert f"GRANT CREATE ON SCHEMA public TO {role}" in proc.stderr
+        with admin.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == []
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()

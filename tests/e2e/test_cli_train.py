@@ -16,12 +16,17 @@ def run(*args, cwd=REPO, env=None):
     return subprocess.run([*SNN_STUDY, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
+def strict_json(text: str):
+    """``text`` parsed as JSON, which has no NaN or Infinity (Python's json module would take them)."""
+    return json.loads(text, parse_constant=lambda constant: pytest.fail(f"{constant} is not JSON: {text}"))
+
+
 def test_train_prints_a_line_per_epoch_and_a_json_summary_last(tmp_path, tiny):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tiny))
     proc = run("train", "--config", str(config), "--set", "model.surrogate=atan", "--json")
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = strict_json(proc.stdout.strip().splitlines()[-1])
     for key in ("val_acc", "test_acc", "epochs", "seconds", "train_samples_per_s", "spike_rates", "config"):
         assert key in summary
     assert summary["epochs"] == 2 and set(summary["spike_rates"]) == {"conv1", "conv2", "output"}
@@ -70,3 +75,46 @@ def test_a_missing_dataset_offline_says_which_folder_and_files(tmp_path):
 def test_debug_shows_the_traceback():
     proc = run("--debug", "train", "--set", "model.neuron=hodgkin")
     assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def test_the_json_line_has_no_nan_or_infinity():
+    """What --json prints is JSON: a result that is not a number is null (issue 11, 14)."""
+    from study._limits import json_line
+
+    line = json_line({"val_acc": float("nan"), "spike_rates": {"conv1": float("inf"), "output": 0.5}, "epochs": 3})
+    assert "\n" not in line
+    assert strict_json(line) == {"val_acc": None, "spike_rates": {"conv1": None, "output": 0.5}, "epochs": 3}
+
+
+def test_an_empty_config_is_refused_and_braces_take_the_defaults(tmp_path):
+    """An empty file is a mistake (a file not yet written, an editor that saved nothing), not the 30-epoch seed
+    run: exit 2. ``{}`` (or no --config) asks for the defaults (issue 11, 11)."""
+    empty, braces = tmp_path / "empty.yaml", tmp_path / "defaults.yaml"
+    empty.write_text("")
+    braces.write_text("{}\n")
+    offline = ["--set", f"dataset.root={tmp_path}", "--set", "dataset.download=false"]
+    refused = run("train", "--config", str(empty), *offline)
+    assert refused.returncode == 2 and "the file is empty; write {} in it to take every default" in refused.stderr
+    taken = run("train", "--config", str(braces), *offline)  # the defaults read MNIST: here, the folder lacks it
+    assert taken.returncode == 2 and f"{tmp_path}/MNIST/raw" in taken.stderr, taken.stderr
+
+
+def test_the_usage_error_offers_the_commands_a_user_can_run():
+    proc = run("frobnicate")
+    assert proc.returncode == 2
+    offered = proc.stderr.split("choose from", 1)[1]
+    for command in ("run", "train", "best", "list", "dashboard", "report"):
+        assert f"'{command}'" in offered
+    assert "_worker" not in proc.stderr
+
+
+def test_a_learning_rate_written_with_an_exponent_is_a_number(tmp_path, tiny):
+    """YAML 1.2 reads 1e-3 as a number (PyYAML's YAML 1.1 as the text '1e-3'), in a file and in --set
+    (issue 11, 15)."""
+    tiny["training"].update(epochs=1, lr="LR")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny).replace("LR", "3e-3"))
+    proc = run("train", "--config", str(config), "--set", "model.beta=5e-1", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = strict_json(proc.stdout.strip().splitlines()[-1])
+    assert summary["config"]["training"]["lr"] == 0.003 and summary["config"]["model"]["beta"] == 0.5

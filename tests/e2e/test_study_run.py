@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -175,3 +176,20 @@ def test_the_dashboard_serves_a_trials_weights_from_the_folder_the_study_saved_t
     assert served == (weights / artifact).read_bytes()
     assert f"(artifacts: {weights})" in (tmp_path / "dashboard.log").read_text()
     assert not (tmp_path / "artifacts").exists()  # the dashboard reads; it made no folder of its own
+
+
+def test_the_hints_a_run_prints_are_shell_quoted(tmp_path):
+    """A study named with a space, in a folder with a space: every command the run suggests can be pasted as it is
+    (issue 11, 15)."""
+    folder = tmp_path / "my runs"
+    folder.mkdir()
+    config = study_yaml(folder, name="my study", pruner={"name": "none"})
+    data = yaml.safe_load(config.read_text())
+    data["search"] = {"neuron": ["leaky"], "surrogate": ["atan"], "backprop": ["bptt"]}
+    config.write_text(yaml.safe_dump(data))
+    proc = cli("run", "--config", str(config), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    url = f"sqlite:///{folder / 'study.db'}"
+    dashboard, best = (line.split(":  ", 1)[1] for line in proc.stdout.splitlines()[-2:])
+    assert shlex.split(dashboard) == ["snn-study", "dashboard", "--storage", url], proc.stdout
+    assert shlex.split(best) == ["snn-study", "best", "--study", "my study", "--storage", url, "--out", "best/"]

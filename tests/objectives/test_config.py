@@ -68,6 +68,19 @@ BAD = [
     ({"dataset": {"name": "cifar"}}, "dataset.name", "allowed: mnist, fashion_mnist, synthetic"),
     ({"dataset": {"val_size": 0}}, "dataset.val_size", ">= 1"),
     ({"dataset": []}, "dataset", "expected a mapping"),
+    # issue 11, 14: what a library would refuse once the run starts
+    ({"model": {"threshold": float("nan")}}, "model.threshold", "expected a finite number"),
+    ({"model": {"beta": float("inf")}}, "model.beta", "expected a finite number"),
+    ({"training": {"lr": 10**400}}, "training.lr", "expected a finite number"),
+    ({"model": {"surrogate_args": {"slope": float("nan")}}}, "model.surrogate_args", "each finite"),
+    ({"training": {"seed": -1}}, "training.seed", "within [0, 18446744073709551615]"),
+    ({"training": {"seed": 2**64}}, "training.seed", "within [0, 18446744073709551615]"),
+    ({"model": {"channels": [12, 2**20]}}, "model.channels", "<= 65536"),
+    ({"model": {"num_steps": 10**6}}, "model.num_steps", "<= 100000"),
+    ({"model": {"kernel_size": 13}}, "model.channels", "2 conv blocks of kernel 13 shrink a 28x28 image to nothing"),
+    ({"model": {"channels": [4, 4, 4, 4], "kernel_size": 3}}, "model.channels", "4 conv blocks of kernel 3"),
+    ({"training": {"device": "cuda:first"}}, "training.device", "allowed: auto, cpu, cuda, cuda:N"),
+    ({"training": {"device": "cuda:"}}, "training.device", "allowed: auto, cpu, cuda, cuda:N"),
 ]
 
 
@@ -80,3 +93,36 @@ def test_a_bad_value_names_the_field_the_value_and_what_is_allowed(data, field, 
     assert message.startswith(field + ": got ")
     assert allowed in message
     assert "\n" not in message
+
+
+def test_a_device_this_machine_lacks_is_named_before_anything_runs(monkeypatch):
+    """``missing_device`` as a machine with two GPUs answers it (torch's answers stood in), and one without."""
+    import torch
+
+    from objectives import missing_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [missing_device(d) for d in ("auto", "cpu", "cuda", "cuda:0", "cuda:1")] == [None] * 5
+    assert missing_device("cuda:7") == "this machine has 2 CUDA devices (cuda:0 to cuda:1)"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert missing_device("cpu") is None
+    for device in ("cuda", "cuda:0"):
+        assert missing_device(device) == "this machine has no CUDA device (torch sees none); use cpu or auto"
+
+
+def test_an_error_line_shows_a_value_of_any_size_briefly_and_fast():
+    """A value can come from a YAML alias that names billions of items: the line shows a few (issue 11, 8)."""
+    import time
+
+    value: object = ["lol"] * 9
+    for _ in range(9):
+        value = [value] * 9  # 9**10 strings, shared: rendering them whole would take gigabytes
+    start = time.monotonic()
+    message = str(ConfigError("model.channels", value, "expected a list of integers"))
+    assert time.monotonic() - start < 1 and len(message) < 400 and "\n" not in message
+    assert message.startswith("model.channels: got [[[[...]") and message.endswith("; expected a list of integers")
+    assert str(ConfigError("search.lr", {"low": 0.1, "high": 0.01}, "x")) == \
+        "search.lr: got {'low': 0.1, 'high': 0.01}; x"
+    long = str(ConfigError("study.name", "n" * 9000, "too long"))
+    assert len(long) < 400 and "...(8726 characters)..." in long

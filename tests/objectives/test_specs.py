@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
+from support import mnist_root
 
 import objectives
 from objectives import (
@@ -13,6 +15,7 @@ from objectives import (
     DATASETS,
     ENCODING_SPECS,
     ENCODINGS,
+    IMAGE_SIZES,
     LOSS_SPECS,
     LOSSES,
     NEURON_SPECS,
@@ -73,3 +76,16 @@ def test_every_backprop_method_gives_a_window_length_from_the_config():
 def test_the_light_half_is_what_the_package_imports_eagerly():
     eager = {name for name in objectives.__all__ if name in vars(objectives)}
     assert {"ConfigError", "TrialConfig", "TrialRecord", "Combination", "NEURON_SPECS"} <= eager
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_each_datasets_image_size_is_the_one_its_spec_names(name):
+    """Configs whose conv blocks shrink an image to nothing are refused from IMAGE_SIZES, before any data is read."""
+    assert list(IMAGE_SIZES) == list(DATASET_NAMES)
+    if name != "synthetic" and mnist_root() is None:
+        pytest.skip("no MNIST here")
+    cfg = TrialConfig.from_dict({"dataset": {"name": name, "val_size": 100,
+                                             "root": str(mnist_root()) if name != "synthetic" else None}})
+    if name == "fashion_mnist" and not (Path(cfg.dataset.resolved_root) / "FashionMNIST").is_dir():
+        pytest.skip("no Fashion-MNIST here")
+    assert tuple(objectives.load(cfg.dataset).input_shape[1:]) == IMAGE_SIZES[name]

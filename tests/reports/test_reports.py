@@ -27,7 +27,7 @@ from support import (
 )
 
 import reports
-from objectives import ConfigError
+from objectives import ConfigError, TrialConfig, TrialRecord, path_part
 from storage import EpochLog
 
 
@@ -425,6 +425,62 @@ def test_the_dashboard_note_and_figures_are_saved_once_and_keep_the_users_text(t
     # trials and their attributes are untouched
     assert [t.user_attrs for t in study.trials] == [t.user_attrs for t in
                                                     optuna.load_study(study_name=GRID, storage=url).trials]
+
+
+def test_the_dashboard_gets_as_many_figures_as_the_report_could_draw_and_says_so(tmp_path):
+    """A study whose one trial failed before its first epoch: the heatmap is drawn, the validation curves and the
+    distributions are not, so one figure is saved, and the line says one (issue 11, 15)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="f", storage=url, direction="maximize")
+    trial = study.ask()
+    for name, value in TrialRecord.attrs(config=TrialConfig.from_dict({}).to_dict(), failure="crashed").items():
+        trial.set_user_attr(name, value)
+    study.tell(trial, state=TrialState.FAIL)
+    proc = cli("report", "--study", "f", "--storage", url, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "saved a note and 1 figure for optuna-dashboard in 1 study" in proc.stderr, proc.stderr
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    assert {k.split(":")[2] for k in attrs if k.startswith("dashboard:plot_data:")} == {
+        reports.DASHBOARD_FIGURES["heatmap"][0]}
+
+
+# ---- names from the database never leave the report folder -------------------------------------------
+
+
+def hostile_study(url: str, elsewhere: Path) -> None:
+    """Study ``h`` of two complete trials whose stored combinations are paths: up, absolute, hidden, empty."""
+    study = optuna.create_study(study_name="h", storage=url, direction="maximize")
+    for neuron, surrogate, backprop in [("../../escaped", "..", str(elsewhere / "absolute")),
+                                        ("..", "/", ".hidden")]:
+        config = TrialConfig.from_dict({}).to_dict()
+        config["model"].update(neuron=neuron, surrogate=surrogate)
+        config["training"]["backprop"] = backprop
+        trial = study.ask()
+        for name, value in TrialRecord.attrs(config=config).items():
+            trial.set_user_attr(name, value)
+        study.tell(trial, 0.9)
+
+
+def test_the_per_neuron_layout_keeps_names_from_the_database_inside_out(tmp_path):
+    """Names a shared or foreign database holds become one plain path part each (objectives.path_part): nothing
+    is written above ``--out``, at an absolute path, or as a hidden file (issue 11, 7)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    hostile_study(url, tmp_path)
+    out = tmp_path / "a" / "b" / "out"
+    before = {p for p in tmp_path.rglob("*")}
+    proc = cli("report", "--study", "h", "--storage", url, "--out", str(out), "--layout", "per-neuron",
+               "--no-dashboard")
+    assert proc.returncode == 0, proc.stderr
+    written = {p for p in tmp_path.rglob("*")} - before
+    outside = sorted(str(p) for p in written if p not in out.parents and out not in p.parents and p != out)
+    assert outside == []
+    per_neuron = sorted(str(p.relative_to(out)) for p in out.rglob("*.csv") if p.parent.name.endswith("_results"))
+    assert per_neuron == ["%2E.%2F..%2Fescaped/BP_results/%2E..csv",
+                          f"%2E.%2F..%2Fescaped/SG_results/{path_part(str(tmp_path / 'absolute'))}.csv",
+                          "%2E./BP_results/%2F.csv", "%2E./SG_results/%2Ehidden.csv"]
+    # the names themselves are in the files, as they were
+    assert {(r["neuron"], r["surrogate"]) for r in reports.read_result_folder(out)} == {
+        ("../../escaped", ".."), ("..", "/")}
 
 
 # ---- the seed's Plotter ---------------------------------------------------------------------------

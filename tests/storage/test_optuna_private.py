@@ -6,9 +6,10 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
-from storage import trial_id, trial_of, trials_with_heartbeat
+from storage import set_study_system_attrs, trial_id, trial_of, trials_with_heartbeat
 
 VERSION = f"Optuna {optuna.__version__}"
 
@@ -46,3 +47,18 @@ def test_trials_with_heartbeat_names_those_optunas_stale_check_can_see(tmp_path)
     assert trials_with_heartbeat(storage, study_id) == {trial_id(beating)}, VERSION
     assert storage._get_stale_trial_ids(study_id) == [], VERSION  # neither is stale to Optuna, the silent one never
     assert trial_id(silent) not in trials_with_heartbeat(storage, study_id)
+
+
+def test_study_system_attrs_are_set_in_one_transaction_all_or_none(tmp_path):
+    """What optuna-dashboard reads of a report (a figure's JSON in chunks) is written whole or not at all."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    sid = storage.get_study_id_from_name("s")
+    storage.set_study_system_attr(sid, "dashboard:kept", "old")
+    set_study_system_attrs(storage, {sid: {"dashboard:kept": "new", "dashboard:added": [1, 2]}})
+    assert storage.get_study_system_attrs(sid) == {"dashboard:kept": "new", "dashboard:added": [1, 2]}, VERSION
+    with pytest.raises(TypeError):  # the second value is not JSON: the first must not be written either
+        set_study_system_attrs(storage, {sid: {"dashboard:kept": "newer", "dashboard:bad": object()}})
+    assert storage.get_study_system_attrs(sid) == {"dashboard:kept": "new", "dashboard:added": [1, 2]}, VERSION
+    assert study.study_name == "s"

@@ -384,3 +384,41 @@ def test_parallel_workers_never_pop_the_same_queued_trial(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", _POP, url], stdout=subprocess.PIPE, text=True) for _ in range(4)]
     popped = [i for p in procs for i in json.loads(p.communicate(timeout=120)[0])]
     assert sorted(popped) == list(range(40))
+
+
+def test_an_atomic_write_leaves_the_file_whole_and_nothing_else(tmp_path):
+    path = storage.write_atomic(tmp_path / "best.yaml", "model: {neuron: leaky}\n")
+    assert path.read_text() == "model: {neuron: leaky}\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["best.yaml"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as an ordinary new file, not mkstemp's 0600
+    storage.write_atomic(path, b"replaced")
+    assert path.read_bytes() == b"replaced"
+
+
+def test_several_atomic_writes_are_all_or_none(tmp_path):
+    (tmp_path / "a.yaml").write_text("old a\n")
+    with pytest.raises(FileNotFoundError):  # the second file cannot be written: the first keeps its old text
+        storage.write_all_atomic({tmp_path / "a.yaml": "new a\n", tmp_path / "missing" / "b.yaml": "b\n"})
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("a.yaml", "old a\n")]
+    storage.write_all_atomic({tmp_path / "a.yaml": "new a\n", tmp_path / "b.yaml": "b\n"})
+    assert sorted((p.name, p.read_text()) for p in tmp_path.iterdir()) == [("a.yaml", "new a\n"), ("b.yaml", "b\n")]
+
+
+def test_a_damaged_page_is_named_as_damage_when_the_database_is_opened(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    for _ in range(50):
+        study.tell(study.ask(), 1.0)
+    with sqlite3.connect(tmp_path / "study.db") as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'trials'").fetchone()[0]
+    conn.close()
+    _engines._checked.clear()
+    with (tmp_path / "study.db").open("r+b") as f:
+        f.seek((page - 1) * page_size)
+        f.write(b"\xff" * page_size)
+    for read_only in (False, True):
+        with pytest.raises(ConfigError, match=r"study\.db is damaged \(SQLite: .*\); restore it from a backup"):
+            storage.open_storage(url, create=False, read_only=read_only, heartbeat_interval=None)

@@ -111,6 +111,22 @@ BAD = [
     ({"study": {"devices": ["tpu:0"]}, "search": {"neuron": ["leaky"]}}, "study.devices"),
     ({"study": {"colour": "red"}}, "study.colour"),
     ({"trainig": {}}, "trainig"),
+    # issue 11, 14: what a library would refuse later, refused when the config is read
+    ({"study": {"seed": -1}}, "study.seed"),
+    ({"study": {"seed": 2**32 - 1}}, "study.seed"),
+    ({"study": {"name": "x" * 500}}, "study.name"),
+    ({"study": {"name": "tab\there"}}, "study.name"),
+    ({"study": {"heartbeat_interval": 10**6, "grace_period": 10**7}}, "study.heartbeat_interval"),
+    ({"study": {"devices": ["cuda:x"]}}, "study.devices"),
+    ({"study": {"pruner": {"name": "hyperband", "min_resource": 0}}}, "study.pruner.min_resource"),
+    ({"study": {"pruner": {"name": "percentile", "percentile": float("nan")}}}, "study.pruner.percentile"),
+    ({"search": {"lr": {"low": float("nan"), "high": 0.1}}}, "search.lr.low"),
+    ({"search": {"lr": {"low": 0.01, "high": float("inf")}}}, "search.lr.high"),
+    ({"search": {"lr": {"low": 0.01, "high": 0.1, "step": True}}}, "search.lr.step"),
+    ({"search": {"epochs": {"low": 1, "high": 4, "step": 1.5}}}, "search.epochs.step"),
+    ({"search": {"slope": float("inf")}}, "search.slope"),
+    ({"search": {"kernel_size": {"low": 3, "high": 15}}}, "search.kernel_size -> model.channels"),
+    ({"model": {"threshold": float("nan")}}, "model.threshold"),
 ]
 
 
@@ -146,3 +162,34 @@ def test_per_combination_makes_one_study_per_neuron_surrogate_backprop():
     trial, cfg2 = sample({}, n=1, base=space.base)[0]
     assert (cfg2.model.neuron, cfg2.training.backprop) == ("alpha", "bptt")
     assert [r.key for r in space.ranges] == ["lr"] and not space.categorical
+
+
+def test_a_searched_tbptt_window_that_fits_the_time_steps_is_accepted_and_sampled_in_its_range():
+    """The window's range is what a trial uses, not the base's window (5, more than these 3 steps) (issue 11, 15)."""
+    base = TrialConfig.from_dict({"model": {"num_steps": 3}})
+    search = {"backprop": ["tbptt"], "tbptt_window": {"low": 1, "high": 3}}
+    cfg = StudyConfig.from_dict({"study": {"sampler": "grid"}, "model": {"num_steps": 3}, "search": search})
+    assert cfg.target(cfg.search) == 1
+    windows = {c.training.tbptt_window for _, c in sample(search, n=40, base=base)}
+    assert windows == {1, 2, 3}
+
+
+def test_a_searched_window_is_still_checked_against_what_needs_a_longer_one():
+    # mse_count needs windows of two steps or more; a trial could draw a window of one
+    with pytest.raises(ConfigError, match="training.loss: got 'mse_count'; needs windows of >= 2"):
+        StudyConfig.from_dict({"study": {"sampler": "grid"}, "model": {"num_steps": 3},
+                               "training": {"loss": "mse_count"},
+                               "search": {"backprop": ["tbptt"], "tbptt_window": {"low": 1, "high": 3}}})
+
+
+def test_the_grid_is_counted_without_being_listed_and_listed_only_for_the_grid_sampler(monkeypatch):
+    """8 keys of 10 values: 10**8 combinations. A TPE study never lists them; a grid study of them is refused
+    (issue 11, 8)."""
+    search = {"lr": [0.001 * (i + 1) for i in range(10)], "beta": [0.05 * (i + 1) for i in range(10)],
+              "threshold": list(range(1, 11)), "seed": list(range(10)), "batch_size": list(range(1, 11)),
+              "epochs": list(range(1, 11)), "val_size": list(range(10, 110, 10)), "test_subset": list(range(1, 11))}
+    monkeypatch.setattr(SearchSpace, "grid", lambda self: pytest.fail("the grid was listed"))
+    cfg = StudyConfig.from_dict({"study": {"sampler": "tpe", "n_trials": 3}, "search": search})
+    assert cfg.search.grid_size() == 10**8 and cfg.target(cfg.search) == 3
+    with pytest.raises(ConfigError, match=r"search: got '100000000 combinations'; the grid sampler queues one trial"):
+        StudyConfig.from_dict({"study": {"sampler": "grid"}, "search": search})
