@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -96,7 +97,7 @@ class EpochLog:
             missing = [c for c in _ADDED_COLUMNS if c not in _column_names(conn)]
         for name in missing:
             try:
-                _engines.with_retries(lambda: _add_column(self._engine, name))
+                _engines.with_retries(functools.partial(_add_column, self._engine, name))
             except (sa.exc.OperationalError, sa.exc.ProgrammingError):
                 with self._engine.connect() as conn:
                     if name not in _column_names(conn):  # not another worker's doing: a real error

@@ -32,13 +32,12 @@ from objectives import STUDY_CONFIG_ATTR, TrainingDiverged, TrialRecord
 from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
 
 from ._config import StudyConfig
+from ._objectives import check_study, directions, prunes, score
 from ._pruners import make_pruner
 from ._samplers import make_sampler
 from ._space import SearchSpace
 
 POLL_SECONDS = 2.0
-#: the direction and metric every study optimizes
-DIRECTION, METRIC = optuna.study.StudyDirection.MAXIMIZE, "val_acc"
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,8 @@ def progress(study: optuna.Study) -> Progress:
     """Trials done (complete, pruned, or failed for good), running and waiting, and the best value."""
     trials = study.get_trials(deepcopy=False)
     done = sum(_is_done(study, t) for t in trials)
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    # the first objective is the validation accuracy (``t.value`` raises in a study of several objectives)
+    values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
     return Progress(
         done=done,
         running=sum(t.state == TrialState.RUNNING for t in trials),
@@ -73,8 +73,9 @@ def _create_or_load(cfg: StudyConfig, name: str, space: SearchSpace, storage, wo
         study_name=name,
         storage=storage,
         sampler=make_sampler(cfg.study.sampler, cfg.study.seed, worker),
-        pruner=make_pruner(cfg.study.pruner, space.base.training.epochs),
-        direction=DIRECTION,
+        pruner=make_pruner(cfg.study.pruner, space.base.training.epochs) if prunes(cfg.study.objectives)
+        else optuna.pruners.NopPruner(),
+        directions=directions(cfg.study.objectives),
         load_if_exists=True,
     )
 
@@ -100,9 +101,10 @@ def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
         study = _create_or_load(cfg, name, space, storage)
+        check_study(study, cfg.study.objectives)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
-            study.set_metric_names([METRIC])
+            study.set_metric_names(list(cfg.study.objectives))
         study.set_user_attr(STUDY_CONFIG_ATTR, cfg.to_dict())
         if cfg.queued_grid:
             queue_missing(study, space)
@@ -166,7 +168,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             study = _create_or_load(cfg, name, space, storage, worker)
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
-            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch)
+            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
+                                             score=score(cfg.study.objectives))
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study)
