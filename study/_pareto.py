@@ -14,6 +14,7 @@ import optuna
 import yaml
 
 from objectives import ConfigError, TrialConfig, TrialRecord, file_stem
+from reports import pareto_front
 from storage import open_storage, study_names
 
 from ._best import _create_out, completed_trials
@@ -36,17 +37,6 @@ def several_objectives(storage, name: str) -> bool:
     return len(optuna.load_study(study_name=study_names(storage, name)[0], storage=storage).directions) > 1
 
 
-def pareto_front(trials: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """The trials of ``trials`` (complete, with ``values``) that no other one dominates, in the order given."""
-    signs = [1.0 if d == "maximize" else -1.0 for d in directions]
-    gains = [[s * v for s, v in zip(signs, t.values)] for t in trials]
-
-    def dominated(a: list[float]) -> bool:
-        return any(all(x >= y for x, y in zip(b, a)) and any(x > y for x, y in zip(b, a)) for b in gains)
-
-    return [t for t, g in zip(trials, gains) if not dominated(g)]
-
-
 def export_pareto(storage, name: str, out: Path) -> list[Path]:
     """Write one run config per Pareto-optimal complete trial of ``name``, most accurate first:
     ``pareto-01-val0.9512-synops2.3M.yaml`` (the rank, then each objective's value). The folder is created
@@ -55,7 +45,8 @@ def export_pareto(storage, name: str, out: Path) -> list[Path]:
     trials = completed_trials(storage, name)
     if not trials:
         raise ConfigError("--study", name, "has no complete trial yet; run it first (snn-study run)")
-    front = pareto_front(trials, [OBJECTIVE_METRICS[n].direction for n in names])
+    optimal = pareto_front([t.values for t in trials], [OBJECTIVE_METRICS[n].direction for n in names])
+    front = [trials[i] for i in optimal]
     front.sort(key=lambda t: (-t.values[0], t.study, t.number))
     _create_out(out)
     width = max(2, len(str(len(front))))

@@ -115,8 +115,8 @@ def load(path: Path, name="grid8") -> optuna.Study:
 
 
 GRID, PER_COMBO = "grid8", "pc"
-FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "optuna_history",
-           "optuna_importance", "optuna_parallel")
+FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "cost_accuracy",
+           "layer_spikes", "latency", "optuna_history", "optuna_importance", "optuna_parallel")
 FIGURE_COLUMNS = {"study", "number", "state", "neuron", "surrogate", "backprop", "value", "duration_s", "epochs",
                   "test_acc", "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "pruned_at", "failure"}
 
