@@ -74,10 +74,18 @@ def pareto_flags(data: StudyData) -> dict[tuple[str, int], bool] | None:
 
 
 def best_epoch_costs(data: StudyData) -> dict[tuple[str, int], Mapping[str, Any]]:
-    """Each trial's validation costs at its best epoch (the per-epoch table's ``val_costs``), where recorded."""
-    best = {(r.study, r.number): r.best_epoch for r in data.records}
-    return {(e["study_name"], e["trial_number"]): e["val_costs"] for e in data.epochs
-            if e.get("val_costs") and best.get((e["study_name"], e["trial_number"])) == e["epoch"]}
+    """Each trial's validation costs at its best epoch (the per-epoch table's ``val_costs``), where recorded. A trial
+    without a result (pruned, running) is taken at its best epoch so far: its highest validation accuracy, the
+    first such epoch on a tie, as training chooses."""
+    chosen = {(r.study, r.number): r.best_epoch for r in data.records if r.best_epoch is not None}
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for e in data.epochs:
+        key = (e["study_name"], e["trial_number"])
+        if not e.get("val_costs") or (key in chosen and chosen[key] != e["epoch"]):
+            continue
+        if key not in best or (e["val_acc"] or 0) > (best[key]["val_acc"] or 0):
+            best[key] = e
+    return {key: e["val_costs"] for key, e in best.items()}
 
 
 def cost_cells(record: TrialRecord, val_costs: Mapping[str, Any] | None, pareto: bool | None) -> dict[str, Any]:
