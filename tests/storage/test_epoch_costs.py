@@ -3,8 +3,9 @@ written (the column is added by a writer, never by a reader)."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
 
 import storage
 from objectives import EpochMetrics
@@ -13,10 +14,19 @@ COSTS = {"synops": 1234.5, "spikes_per_sample": 42.0, "layer_spikes_per_sample":
          "accuracy_by_step": [0.5, 0.75], "decision_step": 2}
 
 #: the table as the first version made it, before ``val_costs``
-OLD_TABLE = """CREATE TABLE snn_epoch_metrics (
-    id INTEGER NOT NULL PRIMARY KEY, study_name VARCHAR(512) NOT NULL, trial_number INTEGER NOT NULL,
-    trial_id INTEGER NOT NULL, epoch INTEGER NOT NULL, train_loss FLOAT, train_acc FLOAT, val_acc FLOAT,
-    spike_rates TEXT NOT NULL, seconds FLOAT, train_samples_per_s FLOAT, created_at DATETIME NOT NULL)"""
+_OLD = sa.MetaData()
+OLD_TABLE = sa.Table(
+    "snn_epoch_metrics", _OLD,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_name", sa.String(512), nullable=False),
+    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("trial_id", sa.Integer, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("train_loss", sa.Float), sa.Column("train_acc", sa.Float), sa.Column("val_acc", sa.Float),
+    sa.Column("spike_rates", sa.Text, nullable=False),
+    sa.Column("seconds", sa.Float), sa.Column("train_samples_per_s", sa.Float),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 def epoch(n: int, costs=None) -> EpochMetrics:
@@ -24,9 +34,14 @@ def epoch(n: int, costs=None) -> EpochMetrics:
                         train_samples_per_s=100.0, val_costs=costs)
 
 
-def columns(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
-        return [row[1] for row in conn.execute("PRAGMA table_info(snn_epoch_metrics)")]
+def engine(url: str) -> sa.Engine:
+    """The engine the project opens for ``url`` (the driver it installs for PostgreSQL)."""
+    return storage.EpochLog(url)._engine
+
+
+def columns(url: str) -> list[str]:
+    with engine(url).connect() as conn:
+        return [c["name"] for c in sa.inspect(conn).get_columns("snn_epoch_metrics")]
 
 
 def test_each_epochs_validation_costs_round_trip(storage_url):
@@ -38,19 +53,18 @@ def test_each_epochs_validation_costs_round_trip(storage_url):
     assert second["val_costs"] is None
 
 
-def test_a_table_of_an_older_version_is_read_as_it_is_and_gains_the_column_when_written(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute(OLD_TABLE)
-        conn.execute("INSERT INTO snn_epoch_metrics VALUES (1, 's', 0, 1, 1, 1.0, 0.5, 0.6, '[0.1]', 1.0, 9.0, "
-                     "'2026-01-01 00:00:00')")
-    url = f"sqlite:///{path}"
+def test_a_table_of_an_older_version_is_read_as_it_is_and_gains_the_column_when_written(storage_url):
+    with engine(storage_url).begin() as conn:
+        OLD_TABLE.create(conn)
+        conn.execute(OLD_TABLE.insert(), {"study_name": "s", "trial_number": 0, "trial_id": 1, "epoch": 1,
+                                          "val_acc": 0.6, "spike_rates": "[0.1]",
+                                          "created_at": datetime.now(timezone.utc)})
 
-    (old,) = storage.EpochLog(url, create=False).read("s")
+    (old,) = storage.EpochLog(storage_url, create=False).read("s")
     assert old["val_acc"] == 0.6 and old["val_costs"] is None
-    assert "val_costs" not in columns(path)  # a reader writes nothing
+    assert "val_costs" not in columns(storage_url)  # a reader writes nothing
 
-    storage.EpochLog(url).record("s", 0, 1, epoch(2, COSTS))
-    assert columns(path)[-1] == "val_costs"
-    rows = storage.EpochLog(url).read("s")
+    storage.EpochLog(storage_url).record("s", 0, 1, epoch(2, COSTS))
+    assert columns(storage_url)[-1] == "val_costs"
+    rows = storage.EpochLog(storage_url).read("s")
     assert [r["val_costs"] for r in rows] == [None, COSTS]
