@@ -179,7 +179,8 @@ def layer_spikes_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
                                "%{customdata[0]} of %{customdata[1]}<br>%{y:.4g} spikes per inference<extra></extra>")),
                 row=row, col=col)
         fig.update_xaxes(categoryorder="array", categoryarray=layers, row=row, col=col)
-    fig.update_yaxes(type="log", title="spikes per inference (log)", col=1)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title="spikes per inference (log)", col=1)
     return _finish(fig, "Spikes per inference in each spiking layer, by neuron model (colour) and surrogate gradient "
                         "(panels)<br><sup>complete trials' best weights on the test set, summed over the layer's "
                         "neurons and the time steps</sup>", 160 + 300 * rows, boxmode="group",
@@ -220,7 +221,7 @@ def latency_figure(records: Sequence[dict[str, Any]]) -> go.Figure:
             hovertemplate=f"{r['combination']}, trial {r['number']}<br>decision step %{{x}} (99 % of the final "
                           f"accuracy)<extra></extra>"), row=1, col=col)
     fig.update_xaxes(title="output read after this many time steps")
-    fig.update_yaxes(title="test accuracy (%)", tickformat=".0%", rangemode="tozero", col=1)
+    fig.update_yaxes(title="test accuracy (%)", tickformat=".0%", col=1)
     return _finish(fig, "Test accuracy against the time step the output is read at, one line per complete trial"
                         "<br><sup>colour: surrogate gradient; dash: backprop method; diamond: the decision step, the "
                         "first to reach 99 % of the final accuracy</sup>", 480)
