@@ -28,6 +28,7 @@ from objectives import (
     load,
     train,
 )
+from objectives import _costs as costs_module
 from objectives._costs import accuracy_by_step, decision_step
 
 STEPS = 4
@@ -247,6 +248,13 @@ def test_a_sample_cap_is_part_of_the_result(trained):
     assert capped.n_samples == 120
     assert capped == cost_metrics(model, cfg, Split(data.test.x[:120], data.test.y[:120]))
     assert cost_metrics(model, cfg, data.test, max_samples=10**6).n_samples == len(data.test)
+
+
+def test_batches_add_up_to_the_metrics_of_the_whole_split(trained, monkeypatch):
+    model, cfg, data = model_of(trained)
+    whole = cost_metrics(model, cfg, data.test)
+    monkeypatch.setattr(costs_module, "COST_BATCH", 7)  # 300 test images: 42 batches of 7 and one of 6
+    assert cost_metrics(model, cfg, data.test) == whole
 
 
 def test_to_dict_is_json_and_round_trips(trained):
