@@ -8,14 +8,15 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
-from support import TINY
+from support import TINY, combos, study_yaml
 
 from objectives import ConfigError, CostMetrics, Objective, TrialConfig, TrialRecord
 from storage import open_storage
 from study import StudyConfig
 from study._objectives import OBJECTIVE_METRICS, check_study, directions, prunes, score, short_name
-from study._runner import _create_or_load, prepare
+from study._runner import _create_or_load, _Reporter, prepare, run_one
 from study._samplers import SAMPLERS, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -137,3 +138,23 @@ def test_a_study_without_metric_names_is_checked_by_its_directions():
     check_study(study, ["val_acc"])
     with pytest.raises(ConfigError, match=r"study 'old' in the storage has the directions \['maximize'\]; keep"):
         check_study(study, ["val_acc", "synops"])
+
+
+def test_a_grid_of_two_objectives_runs_each_queued_cell_once(tmp_path):
+    cfg = StudyConfig.from_dict(yaml.safe_load(study_yaml(tmp_path, objectives=["val_acc", "synops"]).read_text()))
+    storage = open_storage(cfg.study.storage, heartbeat_interval=None)
+    prepare(cfg, storage)
+    (name, space), = cfg.studies()
+    study = _create_or_load(cfg, name, space, storage)
+
+    def objective(trial):
+        cfg = space.suggest(trial)
+        return 0.5 + 0.1 * (cfg.model.neuron == "leaky"), 1e6 * (1 + (cfg.model.surrogate == "atan"))
+
+    while run_one(study, storage, objective, grid=True, reporter=_Reporter(0, quiet=True)):
+        pass
+    trials = study.get_trials()
+    assert len(trials) == 8 and all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in trials)
+    assert len(combos(trials)) == 8
+    # leaky beats synaptic in accuracy, fast_sigmoid beats atan in cost: the leaky/fast_sigmoid cells, both backprops
+    assert {(t.params["neuron"], t.params["surrogate"]) for t in study.best_trials} == {("leaky", "fast_sigmoid")}
