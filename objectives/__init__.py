@@ -48,7 +48,7 @@ from ._config import (
     plain,
 )
 from ._errors import ConfigError, TrainingDiverged, short_repr
-from ._record import STUDY_CONFIG_ATTR, EpochMetrics, TrialRecord, layer_names, saved_artifacts
+from ._record import STUDY_CONFIG_ATTR, EpochMetrics, TrialRecord, foreign_study, layer_names, saved_artifacts
 from ._specs import (
     BACKPROPS,
     DATASET_NAMES,
@@ -184,6 +184,7 @@ __all__ = [
     "device_problem",
     "evaluate",
     "file_stem",
+    "foreign_study",
     "layer_names",
     "load",
     "make_neuron",

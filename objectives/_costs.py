@@ -54,9 +54,10 @@ E_AC_PJ = 0.9
 SATURATION_RATE = 0.9
 #: the decision step is the first step whose accuracy reaches this fraction of the final accuracy
 DECISION_FRACTION = 0.99
-#: images per forward pass; recording holds every layer's spikes and membranes of the batch
-#: (some 550 MB for 1,000 MNIST images over 25 steps with channels [12, 64])
-COST_BATCH = 1000
+#: images per forward pass. The pass keeps each neuron's spike count, not the layers' spikes or membranes, so
+#: it holds one layer's spikes of the batch over all steps at a time: some 140 MiB for 250 MNIST images over 25
+#: steps with channels [12, 64] (480 MiB for 1,000 images), at the same CPU time (``benchmarks/costs.py``)
+COST_BATCH = 250
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def decision_step(accuracy: tuple[float, ...] | list[float]) -> int:
 
 class CostMeter:
     """Accumulates the counts of :class:`CostMetrics` over batches of one split:
-    ``update`` with each batch's input, labels and ``model(..., record=True)``, then ``result``.
+    ``update`` with each batch's input, labels and ``model(..., count=True)``, then ``result``.
     Everything stays on the model's device until ``result`` (no synchronization per batch)."""
 
     def __init__(self, model: ConvSNN, cfg: TrialConfig):
@@ -215,9 +216,7 @@ class CostMeter:
         for kind, share in (("macs", ~spiking), ("acs", spiking)):
             counted = nonzero * share
             self.input_counts[kind] = self.input_counts[kind] + counted if kind in self.input_counts else counted
-        # time first, then the batch: one reduction over both dimensions of a channels-last tensor
-        # runs some 20x slower on a CPU; a neuron's count over the steps (at most T) is exact in float32
-        counts = [spk.sum(0).sum(0, dtype=torch.float64) for spk, _ in out.trace]
+        counts = out.counts
         self.spike_counts = [a + b for a, b in zip(self.spike_counts, counts)] if self.spike_counts else counts
         readout = out.spikes if self.loss.on == "spikes" else out.mem
         self.correct += accuracy_by_step(self.loss, readout, y)
@@ -289,7 +288,7 @@ def cost_metrics(model: ConvSNN, cfg: TrialConfig, split: Split, max_samples: in
         for i in range(0, n, COST_BATCH):
             x, y = split.x[i : min(i + COST_BATCH, n)], split.y[i : min(i + COST_BATCH, n)]
             inputs = encoding.encode(x, cfg.model.num_steps)
-            out = model(inputs, cfg.model.num_steps, static=encoding.static, record=True)
+            out = model(inputs, cfg.model.num_steps, static=encoding.static, count=True)
             meter.update(x, y, inputs, out)
     model.train(was_training)
     return meter.result()

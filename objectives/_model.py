@@ -40,6 +40,8 @@ class Output:
     rates: list[torch.Tensor]
     #: per spiking layer ``(spikes [T, ...], membrane [T, ...])`` when ``record=True``
     trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    #: per spiking layer, each neuron's spikes summed over the steps and the batch (float64) when ``count=True``
+    counts: list[torch.Tensor] | None = None
 
 
 def make_neuron(cfg: ModelConfig) -> Neuron:
@@ -87,22 +89,26 @@ class ConvSNN(nn.Module):
         state: State | None = None,
         static: bool = True,
         record: bool = False,
+        count: bool = False,
     ) -> Output:
         """Run ``num_steps`` time steps from ``state`` (zeros when ``None``).
 
         ``x`` is one image batch ``[B, C, H, W]`` fed at every step when ``static``,
         else ``[T, B, C, H, W]`` with ``T == num_steps``. ``record`` also returns
-        every layer's spikes and membrane (for the report's traces and rasters).
+        every layer's spikes and membrane (for the report's traces and rasters);
+        ``count`` each neuron's spike count (for the cost metrics), which keeps no
+        layer's spikes past the next layer.
         """
         state = state if state is not None else [None] * len(self.neurons)
         if self.engine == "snntorch":
-            return self._steps(x, num_steps, state, static, record)
-        return self._layers(x, num_steps, state, static, record)
+            return self._steps(x, num_steps, state, static, record, count)
+        return self._layers(x, num_steps, state, static, record, count)
 
-    def _layers(self, x, num_steps, state, static, record):
+    def _layers(self, x, num_steps, state, static, record, count=False):
         new_state: State = []
         rates: list[torch.Tensor] = []
         trace: list[tuple[torch.Tensor, torch.Tensor]] = []
+        counts: list[torch.Tensor] = []
         h = x
         for i, conv in enumerate(self.convs):
             if static:
@@ -116,6 +122,8 @@ class ConvSNN(nn.Module):
             rates.append(spk.detach().mean())
             if mem is not None:  # recorded
                 trace.append((spk.detach(), mem.detach()))
+            if count:
+                counts.append(_count(spk))
             h = spk
         spk, mem, s = self.neuron(-1).run(self.fc(h.flatten(2)), state[-1], record_mem=True)
         out_mem = cast(torch.Tensor, mem)  # record_mem=True: always recorded
@@ -123,7 +131,9 @@ class ConvSNN(nn.Module):
         rates.append(spk.detach().mean())
         if record:
             trace.append((spk.detach(), out_mem.detach()))
-        return Output(spk, out_mem, new_state, rates, trace if record else None)
+        if count:
+            counts.append(_count(spk))
+        return Output(spk, out_mem, new_state, rates, trace if record else None, counts if count else None)
 
     def _per_step(self, conv, h):
         """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one
@@ -136,7 +146,7 @@ class ConvSNN(nn.Module):
         # The neurons keep each step's layout, so spikes reach the next convolution channels-last.
         return torch.stack([_pool(conv(step.contiguous(memory_format=torch.channels_last))) for step in h.unbind(0)])
 
-    def _steps(self, x, num_steps, state, static, record):
+    def _steps(self, x, num_steps, state, static, record, count=False):
         state = list(state)
         inputs = [x] * num_steps if static else x.unbind(0)
         n_layers = len(self.snn_neurons)
@@ -160,7 +170,15 @@ class ConvSNN(nn.Module):
         mem_out = torch.stack(mems[-1])
         rates = [s.detach().mean() for s in spk_layers]
         trace = [(s.detach(), torch.stack(m).detach()) for s, m in zip(spk_layers, mems)] if record else None
-        return Output(spk_layers[-1], mem_out, state, rates, trace)
+        counts = [_count(s.detach()) for s in spk_layers] if count else None
+        return Output(spk_layers[-1], mem_out, state, rates, trace, counts)
+
+
+def _count(spikes: torch.Tensor) -> torch.Tensor:
+    """Each neuron's spikes ``[T, B, ...]`` summed over the steps and the batch, in float64. Time first,
+    then the batch: one reduction over both dimensions of a channels-last tensor runs some 20x slower
+    on a CPU; a neuron's count over the steps (at most T) is exact in float32."""
+    return spikes.detach().sum(0).sum(0, dtype=torch.float64)
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:

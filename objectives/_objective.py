@@ -20,14 +20,16 @@ from ._train import TrainResult, resolve_device, train
 
 class Objective:
     """``Objective(suggest)(trial)`` trains the config ``suggest(trial)`` returns; its value is the best validation
-    accuracy.
+    accuracy, or what ``score(result)`` makes of the :class:`TrainResult` (a tuple for a study of several
+    objectives).
 
     Every epoch it calls ``on_epoch(trial, config, metrics)`` (the runner records the
     epoch and prints it there) and reports the validation accuracy to Optuna, which may
-    prune the trial. A finished trial keeps its resolved config and results as
-    the user attributes of :class:`TrialRecord`, and its best weights as an Optuna
-    artifact in ``artifact_store``. A diverged run fails the trial with the reason in
-    ``failure``.
+    prune the trial; Optuna takes no intermediate value of a trial of several objectives,
+    so such a trial is never pruned (it stops early by patience alone). A finished trial
+    keeps its resolved config and results (its cost metrics among them) as the user
+    attributes of :class:`TrialRecord`, and its best weights as an Optuna artifact in
+    ``artifact_store``. A diverged run fails the trial with the reason in ``failure``.
     """
 
     def __init__(
@@ -36,11 +38,13 @@ class Objective:
         artifact_store: Any | None = None,
         device: str | None = None,
         on_epoch: Callable[[optuna.trial.BaseTrial, TrialConfig, EpochMetrics], None] | None = None,
+        score: Callable[[TrainResult], float | tuple[float, ...]] | None = None,
     ):
         self.suggest = suggest
         self.artifact_store = artifact_store
         self.device = device
         self.on_epoch = on_epoch
+        self.score = score
 
     def config(self, trial: optuna.trial.BaseTrial) -> TrialConfig:
         """The resolved run config of ``trial`` (on this worker's device, if one is set)."""
@@ -49,17 +53,19 @@ class Objective:
             cfg = cfg.replace(**{"training.device": self.device})
         return cfg.resolved()
 
-    def __call__(self, trial: optuna.trial.BaseTrial) -> float:
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
         cfg = self.config(trial)
         _set(trial, TrialRecord.attrs(config=cfg.to_dict()))
         device = resolve_device(cfg.training.device)
+        prunable = _single_objective(trial)
 
         def on_epoch(m: EpochMetrics) -> None:
-            trial.report(m.val_acc, m.epoch)
+            if prunable:
+                trial.report(m.val_acc, m.epoch)
             if self.on_epoch is not None:
                 self.on_epoch(trial, cfg, m)
             # the last epoch finishes the trial anyway: pruning it then would only discard its result
-            if m.epoch < cfg.training.epochs and trial.should_prune():
+            if prunable and m.epoch < cfg.training.epochs and trial.should_prune():
                 _set(trial, TrialRecord.attrs(pruned_at=m.epoch))
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
@@ -85,7 +91,14 @@ class Objective:
                 _set(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
             else:
                 _set(trial, TrialRecord.attrs(weights_artifact=artifact))
-        return result.val_acc
+        return result.val_acc if self.score is None else self.score(result)
+
+
+def _single_objective(trial: optuna.trial.BaseTrial) -> bool:
+    """Whether Optuna takes ``trial``'s intermediate values: a trial of a study of one objective (or of no
+    study, a ``FixedTrial``); ``report`` and ``should_prune`` raise in a study of several."""
+    study = getattr(trial, "study", None)
+    return study is None or len(study.directions) == 1
 
 
 
@@ -100,6 +113,7 @@ def result_attrs(result: TrainResult) -> dict[str, Any]:
         spike_rates=result.spike_rates,
         n_params=result.n_params,
         stopped_early=result.stopped_early,
+        costs=result.costs.to_dict(),
     )
 
 

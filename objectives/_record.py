@@ -12,7 +12,7 @@ are the dataclass's field names: they are spelled nowhere else.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,9 @@ def layer_names(n: int) -> list[str]:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer."""
+    """What one epoch measured. ``spike_rates`` are the mean training spike rates per spiking layer;
+    ``val_costs`` what the epoch's weights cost on the validation set (``objectives.CostMetrics.to_dict()``,
+    whose ``accuracy`` is ``val_acc``)."""
 
     epoch: int
     train_loss: float
@@ -42,6 +44,7 @@ class EpochMetrics:
     spike_rates: tuple[float, ...]
     seconds: float
     train_samples_per_s: float
+    val_costs: Mapping[str, Any] | None = None
 
 
 def _attr(default: Any = None) -> Any:
@@ -61,8 +64,11 @@ class TrialRecord:
     number: int
     #: Optuna's state name: ``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING`` or ``WAITING``
     state: str
-    #: the objective value (best validation accuracy) of a complete trial of a single-objective study
+    #: the best validation accuracy of a complete trial: its objective value, the first of a study of several
+    #: objectives (a study's first objective is always ``val_acc``)
     value: float | None = None
+    #: every objective value of a complete trial, in the order of the study's objectives (``value`` first)
+    values: tuple[float, ...] = ()
     #: Optuna parameters; a waiting trial's are the ones it was queued with
     params: Mapping[str, Any] = field(default_factory=dict)
     datetime_start: datetime | None = None
@@ -97,6 +103,8 @@ class TrialRecord:
     weights_artifact: str | None = _attr()
     #: why the best weights were not saved (the artifact folder failed); the trial's result stands
     weights_missing: str | None = _attr()
+    #: what the best weights cost at inference on the test set (``objectives.CostMetrics.to_dict()``)
+    costs: Mapping[str, Any] | None = _attr()
 
     @classmethod
     def attr_names(cls) -> tuple[str, ...]:
@@ -132,15 +140,18 @@ class TrialRecord:
                 value = tuple(value)
             if value is not None:
                 values[name] = value
-        if not isinstance(values.get("config"), Mapping):
-            values.pop("config", None)
+        for name in ("config", "costs"):
+            if not isinstance(values.get(name), Mapping):
+                values.pop(name, None)
         params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        # trial.value raises in a study of several objectives: values holds them all
+        objective = tuple(trial.values or ()) if trial.state.name == "COMPLETE" else ()
         return cls(
             study=study,
             number=trial.number,
             state=trial.state.name,
-            # a study of several objectives has no single value (``trial.value`` raises there)
-            value=trial.values[0] if trial.state.name == "COMPLETE" and len(trial.values or ()) == 1 else None,
+            value=objective[0] if objective else None,
+            values=objective,
             params=params,
             datetime_start=trial.datetime_start,
             datetime_complete=trial.datetime_complete,
@@ -180,6 +191,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def foreign_study(directions: Sequence[str], study_attrs: Mapping[str, Any]) -> str | None:
+    """Why a study (its Optuna directions by name, ``MAXIMIZE``..., and its user attributes) cannot be read as one
+    snn-study ran, or ``None`` when it can: snn-study's studies maximize validation accuracy first, and keep their
+    config (a study of several objectives only ever comes from a config that asked for them)."""
+    ours = isinstance(study_attrs.get(STUDY_CONFIG_ATTR), Mapping)
+    if list(directions[:1]) != ["MAXIMIZE"] or (len(directions) > 1 and not ours):
+        what = ", ".join(d.lower() for d in directions)
+        return f"another tool's study ({what}): snn-study's studies maximize val_acc first"
+    return None
 
 
 def saved_artifacts(study_attrs: Mapping[str, Any]) -> str | None:

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -34,7 +35,8 @@ EVAL_BATCH = 1000
 @dataclass
 class TrainResult:
     """The outcome of one run: best validation accuracy, test accuracy of those weights, history,
-    and what those weights cost at inference on the test set (``costs``, whose ``accuracy`` is ``test_acc``)."""
+    and what those weights cost at inference on the test set (``costs``, whose ``accuracy`` is ``test_acc``)
+    and on the validation set (``val_costs``, whose ``accuracy`` is ``val_acc``: what a study may choose by)."""
 
     val_acc: float
     best_epoch: int
@@ -45,6 +47,7 @@ class TrainResult:
     spike_rates: tuple[float, ...]
     n_params: int
     costs: CostMetrics
+    val_costs: CostMetrics
     history: list[EpochMetrics] = field(default_factory=list)
     stopped_early: bool = False
     state_dict: dict[str, torch.Tensor] | None = None
@@ -247,6 +250,7 @@ def train(
     # the first epoch always beats these
     best_val, best_epoch, best_weights = -1.0, 0, model.state_dict()
     best_rates: tuple[float, ...] = ()
+    best_costs: CostMetrics | None = None
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
         epoch_start = time.perf_counter()
@@ -269,7 +273,9 @@ def train(
         train_loss = loss_sum.item() / n_train
         if not math.isfinite(train_loss):
             raise TrainingDiverged(epoch, train_loss)
-        val_acc = evaluate(model, data.val, cfg)
+        # the validation pass counts what the weights cost too (a study may choose by it, never by the test set)
+        val_costs = cost_metrics(model, cfg, data.val)
+        val_acc = val_costs.accuracy
         metrics = EpochMetrics(
             epoch=epoch,
             train_loss=train_loss,
@@ -278,10 +284,11 @@ def train(
             spike_rates=tuple((rate_sum / n_train).tolist()),
             seconds=time.perf_counter() - epoch_start,
             train_samples_per_s=n_train / train_seconds,
+            val_costs=val_costs.to_dict(),
         )
         history.append(metrics)
         if val_acc > best_val:
-            best_val, best_epoch, best_rates = val_acc, epoch, metrics.spike_rates
+            best_val, best_epoch, best_rates, best_costs = val_acc, epoch, metrics.spike_rates, val_costs
             best_weights = copy.deepcopy(model.state_dict())
         if on_epoch is not None:
             on_epoch(metrics)
@@ -305,4 +312,5 @@ def train(
         stopped_early=len(history) < t.epochs,
         state_dict=best_weights if keep_weights else None,
         costs=costs,
+        val_costs=cast(CostMetrics, best_costs),  # the first epoch always sets it
     )

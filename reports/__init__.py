@@ -6,6 +6,7 @@ figure data are plain rows and records (``trial_rows``, ``summary_rows``,
 and reused without parsing HTML.
 """
 
+from ._cost_tables import pareto_front
 from ._dashboard import DASHBOARD_FIGURES
 from ._export import FORMATS, LAYOUTS, Report, export, parse_formats, png_problem, print_report
 from ._load import StudyData, load_study_data
@@ -48,6 +49,7 @@ __all__ = [
     "load_study_data",
     "main_effects",
     "merged_study",
+    "pareto_front",
     "parse_formats",
     "per_neuron_tables",
     "png_problem",

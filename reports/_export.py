@@ -24,7 +24,7 @@ import plotly.io as pio
 from objectives import STUDY_SEPARATOR, ConfigError
 from storage import atomic_path, check_writable, write_atomic
 
-from . import _figures, _optuna, _records, _tables
+from . import _cost_figures, _cost_tables, _figures, _optuna, _records, _tables
 from ._dashboard import save_to_dashboard
 from ._html import PLOTLY_JS, Section, index_html
 from ._load import StudyData, load_study_data
@@ -201,6 +201,7 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
                      section("raster", _figures.raster_figure(trace))]
     else:
         sections += [section("membrane", note=why), section("raster", note=why)]
+    sections += _cost_figures.cost_sections(data)
     merged = _optuna.merged_study(data)
     fig, why = _optuna.history_figure(merged)
     sections.append(section("optuna_history", fig, why))
@@ -296,7 +297,7 @@ def export(
 ) -> Report:
     """Write the report of ``study`` (or its per-combination studies) in the storage at ``url`` into ``out``.
 
-    ``out`` gets ``trials.csv``, ``epochs.csv``, ``summary.csv``, ``figures/*.html``
+    ``out`` gets ``trials.csv``, ``epochs.csv``, ``summary.csv``, ``latency.csv``, ``figures/*.html``
     (and ``*.png`` with ``"png"`` in ``formats``), one ``plotly.min.js`` and ``index.html``;
     ``layout="per-neuron"`` adds the seed's ``<neuron>/BP_results/<surrogate>.csv`` and
     ``<neuron>/SG_results/<backprop>.csv``. With ``dashboard``, the key figures and a
@@ -330,7 +331,8 @@ def export(
     summary = _tables.summary_rows(trials)
     report.summary = summary
     tables = {"trials.csv": (trials, trial_columns), "epochs.csv": (epochs, epoch_columns),
-              "summary.csv": (summary, list(_tables.SUMMARY_COLUMNS))}
+              "summary.csv": (summary, list(_tables.SUMMARY_COLUMNS)),
+              "latency.csv": (_cost_tables.latency_rows(data), list(_cost_tables.LATENCY_COLUMNS))}
     if layout == "per-neuron":
         for path, rows in _tables.per_neuron_tables(summary).items():
             tables[path] = (rows, list(_tables.SUMMARY_COLUMNS))

@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from sqlalchemy.engine import make_url
 
-from objectives import ConfigError, TrialRecord
+from objectives import ConfigError, TrialRecord, foreign_study
 from storage import EpochLog, open_storage, study_names
 
 
@@ -59,10 +59,9 @@ def load_study_data(url: str, name: str) -> StudyData:
     attrs: dict[str, dict[str, Any]] = {}
     for study_name in names:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:  # its "best" would be its worst here
-            what = ", ".join(d.name.lower() for d in study.directions)
-            raise ConfigError("--study", study_name, f"another tool's study ({what}): snn-study reports studies "
-                              "that maximize val_acc")
+        problem = foreign_study([d.name for d in study.directions], study.user_attrs)
+        if problem:  # its "best" would be its worst here
+            raise ConfigError("--study", study_name, problem)
         attrs[study_name] = dict(study.user_attrs)
         trials += [(study_name, t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
         epochs += log.read(study_name)

@@ -56,7 +56,8 @@ def _copy(study_name: str, t: optuna.trial.FrozenTrial, params: dict[str, Any],
           distributions: dict[str, Any]) -> optuna.trial.FrozenTrial:
     """``t`` with these parameters, its study and number in the user attributes ``study`` and ``number``."""
     return optuna.trial.create_trial(
-        state=t.state, value=t.value if t.state == TrialState.COMPLETE else None, params=params,
+        # the validation accuracy: a study's first objective (``t.value`` raises in a study of several)
+        state=t.state, value=t.values[0] if t.state == TrialState.COMPLETE else None, params=params,
         distributions=distributions, intermediate_values=dict(t.intermediate_values),
         user_attrs={"study": study_name, "number": t.number})
 

@@ -19,6 +19,7 @@ from typing import Any
 from objectives import COMBINATION, layer_names, path_part
 from storage import write_atomic
 
+from . import _cost_tables
 from ._load import StudyData
 
 #: trials.csv columns before the parameters (``params_<name>``) and after them (spike rates in between)
@@ -29,7 +30,8 @@ TRIAL_END = ("n_params", "train_samples_per_s", "stopped_early", "pruned_at", "f
 EPOCH_HEAD = ("study", "number", *COMBINATION, "state", "epoch", "train_loss", "train_acc", "val_acc")
 EPOCH_TAIL = ("seconds", "train_samples_per_s")
 SUMMARY_COLUMNS = (*COMBINATION, "trials", "finished", "pruned", "failed", "running", "waiting",
-                   "best_val_acc", "mean_val_acc", "std_val_acc", "best_test_acc", "best_study", "best_trial")
+                   "best_val_acc", "mean_val_acc", "std_val_acc", "best_test_acc", "best_study", "best_trial",
+                   *_cost_tables.SUMMARY_COST_COLUMNS)
 
 
 def _rate_columns(counts: Iterable[int]) -> list[str]:
@@ -51,11 +53,15 @@ def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
     ``epochs`` the epochs it ran (its result, else the epochs it reported);
     ``spike_rate_<layer>`` the training spike rates of the best epoch for a
     complete trial, else those of the last recorded epoch; ``duration_s`` from
-    Optuna's start and completion times (empty while it runs).
+    Optuna's start and completion times (empty while it runs); the cost columns
+    (``reports._cost_tables``) what the best weights cost on the test set, and with a
+    ``val_`` prefix on the validation set.
     """
     last_rates: dict[tuple[str, int], list[float]] = {}
     for e in data.epochs:
         last_rates[(e["study_name"], e["trial_number"])] = e["spike_rates"]
+    val_costs = _cost_tables.best_epoch_costs(data)
+    pareto = _cost_tables.pareto_flags(data)
     param_names = sorted({p for _, t in data.trials for p in t.params})
     rows, layer_counts = [], []
     for t in data.records:
@@ -73,6 +79,8 @@ def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
             "best_epoch": t.best_epoch,
             "test_acc": t.test_acc,
             **_rates(rates),
+            **_cost_tables.cost_cells(t, val_costs.get((t.study, t.number)),
+                                      None if pareto is None else pareto.get((t.study, t.number))),
             "n_params": t.n_params,
             "train_samples_per_s": t.train_samples_per_s,
             "stopped_early": t.stopped_early,
@@ -83,7 +91,7 @@ def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
         })
     columns = [*TRIAL_HEAD, *(f"params_{p}" for p in param_names), *TRIAL_TAIL, *_rate_columns(layer_counts),
-               *TRIAL_END]
+               *_cost_tables.cost_columns(data.records, pareto is not None), *TRIAL_END]
     return rows, columns
 
 
@@ -103,10 +111,12 @@ def epoch_rows(data: StudyData, trials: list[dict[str, Any]]) -> tuple[list[dict
             "train_acc": e["train_acc"],
             "val_acc": e["val_acc"],
             **_rates(e["spike_rates"]),
+            **_cost_tables.epoch_cost_cells(e),
             "seconds": e["seconds"],
             "train_samples_per_s": e["train_samples_per_s"],
         })
-    columns = [*EPOCH_HEAD, *_rate_columns(len(e["spike_rates"]) for e in data.epochs), *EPOCH_TAIL]
+    columns = [*EPOCH_HEAD, *_rate_columns(len(e["spike_rates"]) for e in data.epochs), *_cost_tables.VAL_COLUMNS,
+               *EPOCH_TAIL]
     return rows, columns
 
 
@@ -122,7 +132,8 @@ def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``finished`` counts complete trials; ``best``/``mean``/``std`` are over their
     validation accuracies (``std`` the sample standard deviation, empty with fewer
     than two); ``best_test_acc`` is the test accuracy of the best trial, which
-    ``best_study``/``best_trial`` name.
+    ``best_study``/``best_trial`` name; ``best_<cost>`` its test costs and ``mean_<cost>``
+    their means over the complete trials (``reports._cost_tables``).
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in trials:
@@ -149,6 +160,7 @@ def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "best_test_acc": best["test_acc"] if best else None,
             "best_study": best["study"] if best else None,
             "best_trial": best["number"] if best else None,
+            **_cost_tables.cost_summary(rows, best),
         })
     return out
 

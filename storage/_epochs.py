@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -34,8 +35,12 @@ _table = sa.Table(
     sa.Column("seconds", sa.Float),
     sa.Column("train_samples_per_s", sa.Float),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # JSON text: what the epoch's weights cost on the validation set (objectives.CostMetrics.to_dict())
+    sa.Column("val_costs", sa.Text),
     sa.Index(f"ix_{TABLE_NAME}_study_trial_epoch", "study_name", "trial_number", "epoch"),
 )
+#: columns added since the table was first made: ``ensure_table`` adds them to an older database's table
+_ADDED_COLUMNS = ("val_costs",)
 
 
 class EpochLog:
@@ -52,6 +57,8 @@ class EpochLog:
         target = _engines.parse(url, create=create, read_only=read_only)
         self._has_table = TABLE_NAME in _engines.check_connection(target, create=create)
         self._engine = _engines.engine(target)
+        #: the table is there with every column (checked once, by ``ensure_table``)
+        self._ready = False
 
     def record(self, study_name: str, trial_number: int, trial_id: int | None, metrics: EpochMetrics) -> None:
         """Append one epoch of one trial; transient "database is locked" or server errors are retried."""
@@ -67,6 +74,7 @@ class EpochLog:
             "seconds": metrics.seconds,
             "train_samples_per_s": metrics.train_samples_per_s,
             "created_at": datetime.now(timezone.utc),
+            "val_costs": None if metrics.val_costs is None else json.dumps(dict(metrics.val_costs)),
         }
 
         def insert() -> None:
@@ -77,30 +85,46 @@ class EpochLog:
         _engines.with_retries(insert)
 
     def ensure_table(self) -> None:
-        """Create the metrics table if it is missing (the study runner does this before its workers start)."""
-        if self._has_table:
+        """Create the metrics table if it is missing, and add the columns an older version's table lacks
+        (the study runner does this before its workers start)."""
+        if self._ready:
             return
-        try:
-            _engines.with_retries(lambda: _create(self._engine))
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            # workers starting together: another created it between our check and our CREATE
-            # (PostgreSQL reports a duplicate type; checkfirst cannot see an uncommitted table)
-            pass
-        self._has_table = True
+        if not self._has_table:
+            try:
+                _engines.with_retries(lambda: _create(self._engine))
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # workers starting together: another created it between our check and our CREATE
+                # (PostgreSQL reports a duplicate type; checkfirst cannot see an uncommitted table)
+                pass
+            self._has_table = True
+        with self._engine.connect() as conn:
+            missing = [c for c in _ADDED_COLUMNS if c not in _column_names(conn)]
+        for name in missing:
+            try:
+                _engines.with_retries(functools.partial(_add_column, self._engine, name))
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                with self._engine.connect() as conn:
+                    if name not in _column_names(conn):  # not another worker's doing: a real error
+                        raise
+        self._ready = True
 
     def read(self, study_name: str) -> list[dict[str, Any]]:
-        """Every recorded epoch of ``study_name``, ordered by trial number then epoch; ``spike_rates`` as a list."""
+        """Every recorded epoch of ``study_name``, ordered by trial number then epoch; ``spike_rates`` as a list,
+        ``val_costs`` as a dict (``None`` where the epoch has none: an older version's table, read as it is)."""
         with self._engine.connect() as conn:
             if not sa.inspect(conn).has_table(TABLE_NAME):
                 return []
+            present = _column_names(conn)
             query = (
-                sa.select(_table)
+                sa.select(*(c for c in _table.columns if c.name in present))
                 .where(_table.c.study_name == study_name)
                 .order_by(_table.c.trial_number, _table.c.epoch, _table.c.id)
             )
             rows = [dict(r._mapping) for r in conn.execute(query)]
         for row in rows:
             row["spike_rates"] = json.loads(row["spike_rates"])
+            costs = row.get("val_costs")
+            row["val_costs"] = json.loads(costs) if costs else None
         return rows
 
     def close(self) -> None:
@@ -111,3 +135,14 @@ class EpochLog:
 def _create(engine) -> None:
     with engine.begin() as conn:
         _table.create(conn, checkfirst=True)
+
+
+def _column_names(conn) -> set[str]:
+    return {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME)}
+
+
+def _add_column(engine, name: str) -> None:
+    column = _table.c[name]
+    kind = column.type.compile(dialect=engine.dialect)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {name} {kind}"))

@@ -12,7 +12,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from objectives import GROUP_FIELDS, ConfigError, TrialConfig, TrialRecord, config_value, file_stem
+from objectives import GROUP_FIELDS, ConfigError, TrialConfig, TrialRecord, config_value, file_stem, foreign_study
 from storage import study_names, write_all_atomic
 
 
@@ -21,10 +21,9 @@ def completed_trials(storage, name: str) -> list[TrialRecord]:
     out = []
     for study_name in study_names(storage, name):
         study = optuna.load_study(study_name=study_name, storage=storage)
-        if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
-            what = ", ".join(d.name.lower() for d in study.directions)
-            raise ConfigError("--study", study_name, f"another tool's study ({what}): best exports the studies "
-                              "snn-study ran, which maximize val_acc")
+        problem = foreign_study([d.name for d in study.directions], study.user_attrs)
+        if problem:
+            raise ConfigError("--study", study_name, problem)
         out += [TrialRecord.from_frozen_trial(study_name, t)
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return out

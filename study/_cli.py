@@ -107,6 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
 
     from ._limits import check_devices, json_line
+    from ._objectives import cost_line
 
     raw = read_yaml(args.config) if args.config else {}
     cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()
@@ -143,11 +144,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "n_params": result.n_params,
         "device": str(device),
         "config": cfg.to_dict(),
+        "costs": result.costs.to_dict(),
+        "val_costs": result.val_costs.to_dict(),
     }
     log.line(
         f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
         f"{result.epochs} epochs in {result.seconds:.0f}s"
     )
+    log.line(cost_line(result.costs))
     if args.json:
         print(json_line(summary))
     return EXIT_OK
@@ -223,6 +227,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from ._launchers import launcher_for
     from ._limits import check_machine
+    from ._objectives import pruner_shown
     from ._runner import preflight, run
 
     _interruptible()
@@ -239,7 +244,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     studies = cfg.studies()
     total = sum(cfg.target(s) for _, s in studies)
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
-          f"sampler {cfg.study.sampler}, pruner {cfg.study.pruner.name}, {cfg.study.workers} worker(s), "
+          f"sampler {cfg.study.sampler}, pruner {pruner_shown(cfg.study)}, {cfg.study.workers} worker(s), "
           f"storage {shown_url(cfg.study.storage)}", file=sys.stderr)
     if launcher is not None:
         return launcher.launch(cfg, args.quiet, args.wait)
@@ -302,8 +307,9 @@ def _best_args(p: argparse.ArgumentParser) -> None:
                    help="study name (with its per-combination studies NAME::...)")
     _storage_arg(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the YAML files")
-    p.add_argument("--by", default="neuron,surrogate,backprop", metavar="FIELDS",
-                   help="group by these fields (default neuron,surrogate,backprop)")
+    p.add_argument("--by", metavar="FIELDS",
+                   help="group by these fields (default neuron,surrogate,backprop); a study of several objectives "
+                        "exports its Pareto set instead: pareto-<rank>-<each objective's value>.yaml")
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
@@ -311,13 +317,20 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from storage import open_storage
 
     from ._best import export, parse_by
+    from ._pareto import export_pareto, several_objectives
 
-    by = parse_by(args.by)
+    by = parse_by(args.by or "neuron,surrogate,backprop")
     storage = open_storage(args.storage, read_only=True, heartbeat_interval=None)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "is a file; give a folder")
-    written = export(storage, args.study, out, by)
+    if several_objectives(storage, args.study):
+        if args.by is not None:
+            raise ConfigError("--by", args.by, "groups the best trials of a study of one objective; a study of "
+                              "several objectives exports its Pareto set: leave --by out")
+        written = export_pareto(storage, args.study, out)
+    else:
+        written = export(storage, args.study, out, by)
     for path in written:
         print(path)
     return EXIT_OK
@@ -330,6 +343,7 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     from storage import list_studies, shown_url
 
+    from ._pareto import pareto_size
     from ._slurm import launch_lines
 
     rows = list_studies(args.storage)
@@ -341,7 +355,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(f"{'study':<{width}}  " + "  ".join(f"{s:>8}" for s in states) + "      best")
     for r in rows:
         best = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
-        if r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
+        if len(r["directions"]) > 1:  # no single best: the size of its Pareto set
+            best = f"{pareto_size(args.storage, r['name'])} pareto"
+        elif r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
             best += " (" + ",".join(d.lower()[:3] for d in r["directions"]) + ")"
         print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
     for line in launch_lines(args.storage):

@@ -26,6 +26,7 @@ from storage import DEFAULT_URL
 
 from ._launch import LauncherConfig
 from ._limits import check_settings
+from ._objectives import DEFAULT_OBJECTIVES, parse_objectives
 from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
 from ._space import SearchSpace
@@ -46,6 +47,8 @@ class StudySettings:
     storage: str = DEFAULT_URL
     sampler: str = "tpe"
     seed: int = 0
+    #: ``[val_acc]``, or ``[val_acc, <cost metric>, ...]``: a study of several objectives (``study._objectives``)
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     #: finished (complete or pruned) trials to reach; for ``grid``, the number of combinations
     n_trials: int | None = None
@@ -144,6 +147,8 @@ def _settings(data: Any) -> StudySettings:
             raise ConfigError(f"study.{key}", value, f"unknown field; allowed: {', '.join(names)}")
         if key == "pruner":
             values[key] = PrunerConfig.from_value(value)
+        elif key == "objectives":
+            values[key] = parse_objectives(value)
         elif key == "devices":
             if value is not None and not (isinstance(value, list) and all(isinstance(d, str) for d in value)):
                 raise ConfigError("study.devices", value, "expected a list like [cuda:0, cuda:1]")

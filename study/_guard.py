@@ -61,15 +61,20 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace, objective: str) -> dict[st
 
 
 def check_joinable(cfg: StudyConfig, storage: optuna.storages.BaseStorage, objective: str,
-                   direction: optuna.study.StudyDirection) -> None:
+                   directions: list[optuna.study.StudyDirection]) -> None:
     """Refuse (:class:`ConfigError`, before anything is written) to run ``cfg`` into a study of the same name that
-    optimizes something else, was written by another tool, or ran its trials under another config."""
+    optimizes something else (``objective``, in ``directions``), was written by another tool, or ran its trials
+    under another config."""
     existing = {s.study_name: s for s in storage.get_all_studies()}
     for name, space in cfg.studies():
         found = existing.get(name)
         if found is None:
             continue
-        if list(found.directions) != [direction]:
+        theirs = _stored_objectives(found.user_attrs)
+        if theirs is not None and theirs != list(cfg.study.objectives):
+            raise ConfigError("study.objectives", list(cfg.study.objectives), f"study {name!r} in the storage "
+                              f"optimizes {theirs}; keep its objectives or choose another study.name")
+        if list(found.directions) != directions:
             what = (f"has {len(found.directions)} objectives" if len(found.directions) > 1
                     else f"{found.directions[0].name.lower()}s its objective")
             raise ConfigError("study.name", name, f"a study of this name is already in the storage and {what}; "
@@ -82,6 +87,17 @@ def check_joinable(cfg: StudyConfig, storage: optuna.storages.BaseStorage, objec
                                   "trials that snn-study did not write (no study config): choose another --study-name")
             continue
         _compare(name, stored, fingerprint(cfg, space, objective))
+
+
+def _stored_objectives(attrs: Mapping[str, Any]) -> list[str] | None:
+    """The objectives of a study snn-study wrote (from its stored config: ``[val_acc]`` before there was a
+    choice), ``None`` for another tool's."""
+    config = attrs.get(STUDY_CONFIG_ATTR)
+    section = config.get("study") if isinstance(config, Mapping) else None
+    if not isinstance(section, Mapping):
+        return None
+    objectives = section.get("objectives", ["val_acc"])
+    return list(objectives) if isinstance(objectives, (list, tuple)) else None
 
 
 def record(study: optuna.Study, cfg: StudyConfig, space: SearchSpace, objective: str) -> None:

@@ -32,15 +32,13 @@ from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
 
 from . import _guard, _spawn
 from ._config import StudyConfig
+from ._objectives import check_study, directions, prunes, score
 from ._pruners import make_pruner
 from ._samplers import make_sampler
 from ._space import SearchSpace
 
 POLL_SECONDS = 2.0
 CLAIM_RETRY_SECONDS = 0.2
-#: the direction and metric every study optimizes
-DIRECTION, METRIC = optuna.study.StudyDirection.MAXIMIZE, "val_acc"
-OBJECTIVE = f"{DIRECTION.name.lower()} {METRIC}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,8 @@ def progress(study: optuna.Study, space: SearchSpace | None = None) -> Progress:
     given), and the best value."""
     trials = study.get_trials(deepcopy=False)
     done = sum(_is_done(study, t) for t in trials)
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    # the first objective is the validation accuracy (``t.value`` raises in a study of several objectives)
+    values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
     return Progress(
         done=done,
         running=sum(t.state == TrialState.RUNNING for t in trials),
@@ -77,8 +76,9 @@ def _create_or_load(cfg: StudyConfig, name: str, space: SearchSpace, storage, wo
         study_name=name,
         storage=storage,
         sampler=make_sampler(cfg.study.sampler, cfg.study.seed, worker),
-        pruner=make_pruner(cfg.study.pruner, space.base.training.epochs),
-        direction=DIRECTION,
+        pruner=make_pruner(cfg.study.pruner, space.base.training.epochs) if prunes(cfg.study.objectives)
+        else optuna.pruners.NopPruner(),
+        directions=directions(cfg.study.objectives),
         load_if_exists=True,
     )
 
@@ -101,12 +101,18 @@ def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
     return tuple(repr(params.get(k)) for k in keys)
 
 
+def objective_of(cfg: StudyConfig) -> str:
+    """What the studies of ``cfg`` optimize, as the fingerprint and the messages say it: ``maximize val_acc``."""
+    return ", ".join(f"{d} {n}" for d, n in zip(directions(cfg.study.objectives), cfg.study.objectives))
+
+
 def preflight(cfg: StudyConfig, storage) -> None:
     """Refuse, before anything is written, a study that ``cfg`` must not join (another objective, another tool's,
     another config: :func:`_guard.check_joinable`) in ``storage`` (``None``: a database with no study yet) and an
     artifact folder that cannot be written."""
     if storage is not None:
-        _guard.check_joinable(cfg, storage, OBJECTIVE, DIRECTION)
+        wanted = [optuna.study.StudyDirection[d.upper()] for d in directions(cfg.study.objectives)]
+        _guard.check_joinable(cfg, storage, objective_of(cfg), wanted)
     _guard.check_artifacts(cfg)
 
 
@@ -114,10 +120,11 @@ def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
         study = _create_or_load(cfg, name, space, storage)
-        _guard.record(study, cfg, space, OBJECTIVE)
+        check_study(study, cfg.study.objectives)
+        _guard.record(study, cfg, space, objective_of(cfg))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
-            study.set_metric_names([METRIC])
+            study.set_metric_names(list(cfg.study.objectives))
         study.set_user_attr(STUDY_CONFIG_ATTR, _guard.stored_config(cfg))
         if cfg.queued_grid:
             queue_missing(study, space)
@@ -194,7 +201,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             study = _create_or_load(cfg, name, space, storage, worker)
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
-            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch)
+            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
+                                             score=score(cfg.study.objectives))
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study, storage, cfg.study.grace_period)

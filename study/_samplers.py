@@ -4,6 +4,9 @@
 exactly once by enqueueing each as a waiting trial (Optuna's queue is shared by every
 worker, so none is run twice or skipped); numeric parameters inside a combination are
 drawn by a seeded random sampler.
+
+Every sampler here also runs a study of several objectives (``study.objectives``); ``nsga2``
+(Optuna's NSGA-II) is made for them, and TPE, random, grid and GP take them as Optuna 5 does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ SAMPLERS: dict[str, Sampler] = {
     "grid": Sampler(lambda seed: optuna.samplers.RandomSampler(seed=seed), queued_grid=True),
     "random": Sampler(lambda seed: optuna.samplers.RandomSampler(seed=seed)),
     "gp": Sampler(lambda seed: optuna.samplers.GPSampler(seed=seed)),
+    "nsga2": Sampler(lambda seed: optuna.samplers.NSGAIISampler(seed=seed)),
 }
 
 

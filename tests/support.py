@@ -115,8 +115,8 @@ def load(path: Path, name="grid8") -> optuna.Study:
 
 
 GRID, PER_COMBO = "grid8", "pc"
-FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "optuna_history",
-           "optuna_importance", "optuna_parallel")
+FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "cost_accuracy",
+           "layer_spikes", "latency", "optuna_history", "optuna_importance", "optuna_parallel")
 FIGURE_COLUMNS = {"study", "number", "state", "neuron", "surrogate", "backprop", "value", "duration_s", "epochs",
                   "test_acc", "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "pruned_at", "failure"}
 
@@ -170,3 +170,31 @@ def copy_study(src: Path, dst: Path, artifacts: bool = True) -> str:
     if artifacts:
         shutil.copytree(src / "artifacts", dst / "artifacts")
     return f"sqlite:///{dst / 'study.db'}"
+
+
+PARETO = "front"
+
+
+def built_pareto_study(tmp_path_factory) -> Path:
+    """The folder of a study of two objectives, validation accuracy and synaptic operations (``study.db``, and
+    ``run.stderr``: what ``run`` printed), run by 2 workers with the NSGA-II sampler on tiny synthetic data once
+    per test session."""
+    root = tmp_path_factory.getbasetemp() / "pareto-study"
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        config = {
+            "study": {"name": PARETO, "sampler": "nsga2", "n_trials": 8, "workers": 2,
+                      "objectives": ["val_acc", "synops"], "storage": f"sqlite:///{root / 'study.db'}"},
+            "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400},
+            "model": {"channels": [4, 8], "num_steps": 5},
+            "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
+            "search": {"neuron": ["leaky", "synaptic"], "surrogate": ["fast_sigmoid", "atan"],
+                       "lr": {"low": 0.001, "high": 0.05, "log": True}, "beta": {"low": 0.3, "high": 0.95}},
+        }
+        (root / "study.yaml").write_text(yaml.safe_dump(config))
+        proc = cli("run", "--config", str(root / "study.yaml"), "--quiet", env=env())
+        assert proc.returncode == 0, proc.stderr
+        (root / "run.stderr").write_text(proc.stderr)
+        (root / "done").write_text("")
+    return root

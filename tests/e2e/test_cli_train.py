@@ -35,6 +35,19 @@ def test_train_prints_a_line_per_epoch_and_a_json_summary_last(tmp_path, tiny):
     assert [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("epoch")] == ["1/2", "2/2"]
 
 
+def test_train_prints_what_the_network_costs_and_the_json_holds_it(tmp_path, tiny):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    proc = run("train", "--config", str(config), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    costs, val_costs = summary["costs"], summary["val_costs"]
+    assert costs["accuracy"] == summary["test_acc"] and val_costs["accuracy"] == summary["val_acc"]
+    assert costs["layers"] == ["conv1", "conv2", "output"] and costs["synops"] > 0
+    line = next(li for li in proc.stderr.splitlines() if li.startswith("test costs per inference:"))
+    assert f"decision at step {costs['decision_step']} of 5" in line and "synaptic operations" in line
+
+
 def test_help_lists_every_registry_key():
     proc = run("train", "--help")
     assert proc.returncode == 0

@@ -22,7 +22,17 @@ from pathlib import Path
 
 import optuna
 import pytest
-from support import FIGURES, GRID, REPO, SNN_STUDY, built_study, copy_study, dashboard_server
+from support import (
+    FIGURES,
+    GRID,
+    PARETO,
+    REPO,
+    SNN_STUDY,
+    built_pareto_study,
+    built_study,
+    copy_study,
+    dashboard_server,
+)
 
 import reports
 
@@ -204,3 +214,51 @@ def test_the_dashboard_shows_the_study_its_trials_and_the_reports_figures_and_no
     for t in study.trials:
         assert re.search(rf"Trial {t.number}\s+{t.state.name.capitalize()}", trials_page), t.number
     print(f"screenshots: {shots}")
+
+
+@pytest.fixture(scope="module")
+def pareto_site(tmp_path_factory):
+    """A copy of the session's study of two objectives with a report written by ``snn-study report``."""
+    root = tmp_path_factory.mktemp("pareto-browser")
+    url = copy_study(built_pareto_study(tmp_path_factory), root / "db")
+    out = root / "report"
+    proc = subprocess.run([*SNN_STUDY, "report", "--study", PARETO, "--storage", url, "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return url, out
+
+
+def test_the_pareto_front_of_a_study_of_two_objectives_renders_with_no_javascript_error(pareto_site, chromium,
+                                                                                         tmp_path):
+    url, report = pareto_site
+    pages = probed_copy(report, tmp_path / "pages")
+    front = {t.number for t in optuna.load_study(study_name=PARETO, storage=url).best_trials}
+    for page in (pages / "figures" / "pareto.html", pages / "index.html"):
+        result = probe(chromium(page.as_uri(), dump=True))
+        assert result["errors"] == [], f"{page.name}: {result['errors']}"
+        plots = {p["id"]: p for p in result["plots"]}
+        pareto = plots["figure-pareto"] if page.name == "index.html" else next(iter(plots.values()))
+        assert pareto["rendered"] and pareto["svgs"] >= 1
+        # two panels (synaptic operations, energy proxy): a point per trial in each, the front's line in the first
+        assert pareto["points"] >= 2 * 2 * 8 + 2 * len(front), pareto
+    assert len(plots) == len(FIGURES) + 1  # every other figure, and the front
+    chromium((report / "figures" / "pareto.html").as_uri(), screenshot=tmp_path / "pareto.png")
+    print(f"screenshot: {tmp_path / 'pareto.png'}")
+
+
+def test_the_dashboard_names_both_objectives_and_draws_its_own_pareto_front(pareto_site, chromium, tmp_path):
+    url, _ = pareto_site
+    study = optuna.load_study(study_name=PARETO, storage=url)
+    with dashboard_server(url, tmp_path / "dashboard.log") as base:
+        summaries = _get_json(f"{base}/api/studies")["study_summaries"]
+        study_id = next(s["study_id"] for s in summaries if s["study_name"] == PARETO)
+        detail = _get_json(f"{base}/api/studies/{study_id}")
+        assert detail["objective_names"] == ["val_acc", "synops"]
+        assert sorted(t["number"] for t in detail["best_trials"]) == sorted(t.number for t in study.best_trials)
+        page = f"{base}/dashboard/studies/{study_id}"
+        dom = chromium(page, dump=True, size="1400,2400", budget_ms=20000)
+        text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
+        assert "Pareto Front" in text and "val_acc" in text and "synops" in text
+        assert "main-svg" in dom  # its plots are drawn
+        chromium(page, screenshot=tmp_path / "dashboard-pareto.png", size="1400,2400", budget_ms=20000)
+    print(f"screenshot: {tmp_path / 'dashboard-pareto.png'}")

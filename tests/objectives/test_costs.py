@@ -14,6 +14,7 @@ from torch import nn
 from objectives import (
     E_AC_PJ,
     E_MAC_PJ,
+    ENCODINGS,
     LOSSES,
     NEURONS,
     ConvSNN,
@@ -27,6 +28,7 @@ from objectives import (
     load,
     train,
 )
+from objectives import _costs as costs_module
 from objectives._costs import accuracy_by_step, decision_step
 
 STEPS = 4
@@ -248,6 +250,13 @@ def test_a_sample_cap_is_part_of_the_result(trained):
     assert cost_metrics(model, cfg, data.test, max_samples=10**6).n_samples == len(data.test)
 
 
+def test_batches_add_up_to_the_metrics_of_the_whole_split(trained, monkeypatch):
+    model, cfg, data = model_of(trained)
+    whole = cost_metrics(model, cfg, data.test)
+    monkeypatch.setattr(costs_module, "COST_BATCH", 7)  # 300 test images: 42 batches of 7 and one of 6
+    assert cost_metrics(model, cfg, data.test) == whole
+
+
 def test_to_dict_is_json_and_round_trips(trained):
     model, cfg, data = model_of(trained)
     model.train()
@@ -383,3 +392,37 @@ def test_a_trial_reports_its_costs_from_its_test_pass(tiny):
     model.load_state_dict(result.state_dict)
     assert result.costs == cost_metrics(model, cfg, data.test)
     assert result.test_acc == result.costs.accuracy == evaluate(model, data.test, cfg)
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_every_epoch_counts_its_validation_costs_and_the_trial_keeps_the_best_epochs(tiny, encoding):
+    tiny["training"]["epochs"] = 3
+    tiny["model"]["encoding"] = encoding
+    cfg = TrialConfig.from_dict(tiny)
+    data = load(cfg.dataset)
+    result = train(cfg, data, keep_weights=True)
+    assert [m.val_costs["accuracy"] for m in result.history] == [m.val_acc for m in result.history]
+    assert all(m.val_costs["n_samples"] == len(data.val) for m in result.history)
+    assert result.history[result.best_epoch - 1].val_costs == result.val_costs.to_dict()
+    model = build_model(cfg, data)
+    model.load_state_dict(result.state_dict)
+    assert result.val_costs == cost_metrics(model, cfg, data.val)
+    assert result.val_acc == result.val_costs.accuracy
+    if encoding == "direct":  # rate-encoded, evaluate draws other spikes (from the caller's random state)
+        assert result.val_acc == evaluate(model, data.val, cfg)
+
+
+@pytest.mark.parametrize("engine", ["fast", "snntorch"])
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_counting_spikes_keeps_no_layer_and_counts_what_recording_keeps(trained, engine, encoding):
+    model, cfg, data = model_of(trained, **{"model.encoding": encoding, "training.engine": engine})
+    inputs = ENCODINGS[encoding].encode(data.test.x[:50], cfg.model.num_steps)
+    static = ENCODINGS[encoding].static
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        counted = model(inputs, cfg.model.num_steps, static=static, count=True)
+        recorded = model(inputs, cfg.model.num_steps, static=static, record=True)
+    assert counted.trace is None and recorded.counts is None
+    assert len(counted.counts) == len(recorded.trace) == len(model.neurons)
+    for count, (spikes, _) in zip(counted.counts, recorded.trace):
+        assert count.dtype == torch.float64 and torch.equal(count, spikes.sum((0, 1)).double())
+    assert torch.equal(counted.spikes, recorded.spikes)

@@ -66,3 +66,18 @@ def test_the_study_s_artifact_folder_is_read_from_its_config_and_nothing_else():
     assert saved_artifacts({"study_config": {"study": {"artifacts": "/shared/a"}}}) == "/shared/a"
     assert saved_artifacts({"study_config": {"study": {}}}) is None
     assert saved_artifacts({"study_config": "garbage"}) is None and saved_artifacts({}) is None
+
+
+def test_a_trial_of_several_objectives_keeps_them_all_and_its_validation_accuracy_as_its_value():
+    study = optuna.create_study(directions=["maximize", "minimize"], study_name="s")
+    trial = study.ask()
+    costs = {"synops": 2.5e6, "layer_spikes_per_sample": [3.0, 1.5], "decision_step": 4}
+    for name, v in TrialRecord.attrs(costs=costs).items():
+        trial.set_user_attr(name, v)
+    study.tell(trial, (0.95, 2.4e6))
+    study.enqueue_trial({})
+    record = TrialRecord.from_frozen_trial("s", study.trials[0])
+    assert record.values == (0.95, 2.4e6) and record.value == 0.95
+    assert record.costs == costs
+    waiting = TrialRecord.from_frozen_trial("s", study.trials[1])
+    assert waiting.values == () and waiting.value is None and waiting.costs is None

@@ -110,7 +110,8 @@ def test_epochs_csv_is_the_epoch_log_with_each_trials_combination(report, grid_t
     table = rows(out / "epochs.csv")
     assert (out / "epochs.csv").read_text().splitlines()[0].split(",") == [
         "study", "number", "neuron", "surrogate", "backprop", "state", "epoch", "train_loss", "train_acc", "val_acc",
-        "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "seconds", "train_samples_per_s"]
+        "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "val_synops", "val_energy_proxy_uj",
+        "val_spikes_per_sample", "val_decision_step", "seconds", "train_samples_per_s"]
     log = EpochLog(db, create=False).read(GRID)
     assert len(table) == len(log) > 0
     params = {t.number: t.params for t in grid_trials}
