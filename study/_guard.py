@@ -31,6 +31,7 @@ from objectives import NEURON_SPECS, STUDY_CONFIG_ATTR, SURROGATE_SPECS, ConfigE
 from storage import artifact_dir, shown_url, trial_id, trials_with_heartbeat
 
 from ._config import StudyConfig
+from ._objectives import directions, objective_of
 from ._space import Range, SearchSpace
 
 #: the study user attribute holding the study's fingerprint (``{field: value}``)
@@ -42,10 +43,10 @@ _HOW = ("a study keeps the config its trials ran with (extending a search makes 
         "under a new --study-name, or resume with the study's own config")
 
 
-def fingerprint(cfg: StudyConfig, space: SearchSpace, objective: str) -> dict[str, Any]:
+def fingerprint(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
     """Every setting of the study ``space`` of ``cfg`` that changes what its trials mean, ``{field: value}`` in a
     fixed order (as stored: lists, not tuples)."""
-    out: dict[str, Any] = {"objective": objective, "study.sampler": cfg.study.sampler,
+    out: dict[str, Any] = {"objective": objective_of(cfg.study.objectives), "study.sampler": cfg.study.sampler,
                            "study.per_combination": cfg.study.per_combination, "study.artifacts": cfg.study.artifacts}
     out.update({f"study.pruner.{k}": v for k, v in dataclasses.asdict(cfg.study.pruner).items()})
     searched: dict[str, Any] = {c.key: list(c.choices) for c in space.categorical}
@@ -60,11 +61,11 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace, objective: str) -> dict[st
     return json.loads(json.dumps(out, default=str))
 
 
-def check_joinable(cfg: StudyConfig, storage: optuna.storages.BaseStorage, objective: str,
-                   directions: list[optuna.study.StudyDirection]) -> None:
+def check_joinable(cfg: StudyConfig, storage: optuna.storages.BaseStorage) -> None:
     """Refuse (:class:`ConfigError`, before anything is written) to run ``cfg`` into a study of the same name that
-    optimizes something else (``objective``, in ``directions``), was written by another tool, or ran its trials
-    under another config."""
+    optimizes something else, was written by another tool, or ran its trials under another config."""
+    wanted = [optuna.study.StudyDirection[d.upper()] for d in directions(cfg.study.objectives)]
+    objective = objective_of(cfg.study.objectives)
     existing = {s.study_name: s for s in storage.get_all_studies()}
     for name, space in cfg.studies():
         found = existing.get(name)
@@ -74,19 +75,19 @@ def check_joinable(cfg: StudyConfig, storage: optuna.storages.BaseStorage, objec
         if theirs is not None and theirs != list(cfg.study.objectives):
             raise ConfigError("study.objectives", list(cfg.study.objectives), f"study {name!r} in the storage "
                               f"optimizes {theirs}; keep its objectives or choose another study.name")
-        if list(found.directions) != directions:
+        if list(found.directions) != wanted:
             what = (f"has {len(found.directions)} objectives" if len(found.directions) > 1
                     else f"{found.directions[0].name.lower()}s its objective")
             raise ConfigError("study.name", name, f"a study of this name is already in the storage and {what}; "
                               f"snn-study studies {objective}: choose another --study-name")
-        stored = _stored_fingerprint(found.user_attrs, name, objective)
+        stored = _stored_fingerprint(found.user_attrs, name)
         if stored is None:
             n = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
             if n:
                 raise ConfigError("study.name", name, f"a study of this name is already in the storage with {n} "
                                   "trials that snn-study did not write (no study config): choose another --study-name")
             continue
-        _compare(name, stored, fingerprint(cfg, space, objective))
+        _compare(name, stored, fingerprint(cfg, space))
 
 
 def _stored_objectives(attrs: Mapping[str, Any]) -> list[str] | None:
@@ -100,9 +101,9 @@ def _stored_objectives(attrs: Mapping[str, Any]) -> list[str] | None:
     return list(objectives) if isinstance(objectives, (list, tuple)) else None
 
 
-def record(study: optuna.Study, cfg: StudyConfig, space: SearchSpace, objective: str) -> None:
+def record(study: optuna.Study, cfg: StudyConfig, space: SearchSpace) -> None:
     """Store the fingerprint of ``space`` in ``study``; a :class:`ConfigError` if another config's got there first."""
-    mine = fingerprint(cfg, space, objective)
+    mine = fingerprint(cfg, space)
     stored = study.user_attrs.get(FINGERPRINT_ATTR)
     if isinstance(stored, Mapping):
         _compare(study.study_name, stored, mine)
@@ -110,7 +111,7 @@ def record(study: optuna.Study, cfg: StudyConfig, space: SearchSpace, objective:
         study.set_user_attr(FINGERPRINT_ATTR, mine)
 
 
-def _stored_fingerprint(attrs: Mapping[str, Any], name: str, objective: str) -> Mapping[str, Any] | None:
+def _stored_fingerprint(attrs: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     """The study's fingerprint; for a study written before fingerprints were, the one of its stored config."""
     stored = attrs.get(FINGERPRINT_ATTR)
     if isinstance(stored, Mapping):
@@ -126,7 +127,7 @@ def _stored_fingerprint(attrs: Mapping[str, Any], name: str, objective: str) -> 
     space = dict(old.studies()).get(name)
     if space is None:
         raise ConfigError("study.name", name, "the study's stored config does not name it: choose another --study-name")
-    return fingerprint(old, space, objective)
+    return fingerprint(old, space)
 
 
 def _compare(name: str, stored: Mapping[str, Any], mine: Mapping[str, Any]) -> None:

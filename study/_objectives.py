@@ -83,6 +83,11 @@ def directions(names: Sequence[str]) -> list[Literal["maximize", "minimize"]]:
     return [OBJECTIVE_METRICS[n].direction for n in names]
 
 
+def objective_of(names: Sequence[str]) -> str:
+    """What a study of the objectives ``names`` optimizes, as its fingerprint and messages say: ``maximize val_acc``."""
+    return ", ".join(f"{d} {n}" for d, n in zip(directions(names), names))
+
+
 def prunes(names: Sequence[str]) -> bool:
     """Whether a study of the objectives ``names`` prunes its trials: with one objective only (see the module)."""
     return len(names) == 1

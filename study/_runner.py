@@ -101,18 +101,12 @@ def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
     return tuple(repr(params.get(k)) for k in keys)
 
 
-def objective_of(cfg: StudyConfig) -> str:
-    """What the studies of ``cfg`` optimize, as the fingerprint and the messages say it: ``maximize val_acc``."""
-    return ", ".join(f"{d} {n}" for d, n in zip(directions(cfg.study.objectives), cfg.study.objectives))
-
-
 def preflight(cfg: StudyConfig, storage) -> None:
     """Refuse, before anything is written, a study that ``cfg`` must not join (another objective, another tool's,
     another config: :func:`_guard.check_joinable`) in ``storage`` (``None``: a database with no study yet) and an
     artifact folder that cannot be written."""
     if storage is not None:
-        wanted = [optuna.study.StudyDirection[d.upper()] for d in directions(cfg.study.objectives)]
-        _guard.check_joinable(cfg, storage, objective_of(cfg), wanted)
+        _guard.check_joinable(cfg, storage)
     _guard.check_artifacts(cfg)
 
 
@@ -121,7 +115,7 @@ def prepare(cfg: StudyConfig, storage) -> None:
     for name, space in cfg.studies():
         study = _create_or_load(cfg, name, space, storage)
         check_study(study, cfg.study.objectives)
-        _guard.record(study, cfg, space, objective_of(cfg))
+        _guard.record(study, cfg, space)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names(list(cfg.study.objectives))

@@ -20,7 +20,7 @@ from objectives import STUDY_CONFIG_ATTR, ConfigError
 from storage import open_storage, trial_id
 from study._config import StudyConfig
 from study._guard import FINGERPRINT_ATTR, check_joinable, claimable, fail_silent_trials
-from study._runner import DIRECTION, OBJECTIVE, _claim_queued, _create_or_load, prepare
+from study._runner import _claim_queued, _create_or_load, prepare
 
 
 @pytest.fixture
@@ -68,10 +68,10 @@ def test_a_config_that_changes_what_the_trials_mean_cannot_join_the_study(base, 
     cfg, storage = prepared(base)
     other = changed(base, **changes)
     if field is None:
-        check_joinable(other, storage, OBJECTIVE, DIRECTION)
+        check_joinable(other, storage)
         return
     with pytest.raises(ConfigError) as raised:
-        check_joinable(other, storage, OBJECTIVE, DIRECTION)
+        check_joinable(other, storage)
     assert raised.value.field == field
     assert "grid8" in str(raised.value) and "--study-name" in str(raised.value)
     assert "\n" not in str(raised.value)
@@ -92,13 +92,13 @@ ALLOWED = [
 @pytest.mark.parametrize("changes", ALLOWED, ids=[next(iter(c)) for c in ALLOWED])
 def test_what_only_says_how_or_where_a_study_runs_may_change(base, changes):
     _, storage = prepared(base)
-    check_joinable(changed(base, **changes), storage, OBJECTIVE, DIRECTION)
+    check_joinable(changed(base, **changes), storage)
 
 
 def test_the_storage_url_may_be_spelled_differently(base, tmp_path, monkeypatch):
     _, storage = prepared(base)
     monkeypatch.chdir(tmp_path)
-    check_joinable(changed(base, **{"study.storage": "sqlite:///study.db"}), storage, OBJECTIVE, DIRECTION)
+    check_joinable(changed(base, **{"study.storage": "sqlite:///study.db"}), storage)
 
 
 def test_a_study_written_before_fingerprints_is_checked_against_its_stored_config(base):
@@ -106,9 +106,9 @@ def test_a_study_written_before_fingerprints_is_checked_against_its_stored_confi
     study = optuna.load_study(study_name="grid8", storage=storage)
     assert study.user_attrs[FINGERPRINT_ATTR] and study.user_attrs[STUDY_CONFIG_ATTR]
     storage.set_study_user_attr(study._study_id, FINGERPRINT_ATTR, None)
-    check_joinable(cfg, storage, OBJECTIVE, DIRECTION)
+    check_joinable(cfg, storage)
     with pytest.raises(ConfigError) as raised:
-        check_joinable(changed(base, **{"training.epochs": 9}), storage, OBJECTIVE, DIRECTION)
+        check_joinable(changed(base, **{"training.epochs": 9}), storage)
     assert raised.value.field == "training.epochs"
 
 
@@ -116,10 +116,10 @@ def test_an_empty_study_of_the_same_name_is_adopted_and_a_foreign_one_with_trial
     cfg = StudyConfig.from_dict(base)
     storage = open_storage(cfg.study.storage)
     study = optuna.create_study(study_name="grid8", storage=storage, direction="maximize")
-    check_joinable(cfg, storage, OBJECTIVE, DIRECTION)
+    check_joinable(cfg, storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(ConfigError, match="did not write"):
-        check_joinable(cfg, storage, OBJECTIVE, DIRECTION)
+        check_joinable(cfg, storage)
 
 
 def test_the_study_config_is_stored_with_the_password_hidden(base):
