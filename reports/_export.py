@@ -8,7 +8,9 @@ optuna-dashboard (:mod:`reports._dashboard`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import shutil
 import sys
 from collections.abc import Iterable
@@ -22,10 +24,10 @@ import plotly.io as pio
 
 from objectives import ConfigError
 
-from . import _figures, _optuna, _records, _tables
-from ._dashboard import DASHBOARD_FIGURES, save_to_dashboard
+from . import _comparison, _figures, _optuna, _records, _tables
+from ._dashboard import COMPARISON_FIGURES, DASHBOARD_FIGURES, save_to_dashboard
 from ._html import PLOTLY_JS, Section, index_html
-from ._load import StudyData, load_study_data
+from ._load import StudyData, load_study_data, stage_of
 from ._tables import best_trial
 from ._traces import trace_records
 
@@ -87,7 +89,9 @@ DESCRIPTIONS = {
     "optuna_importance": (
         "Parameter importances",
         "How much each searched parameter (neuron, surrogate and backprop included) explains the validation accuracy, "
-        "by Optuna's PED-ANOVA evaluator over the complete trials; the importances sum to 1.",
+        "by Optuna's PED-ANOVA evaluator over the complete trials; the importances sum to 1. It ranks the "
+        "parameters by how differently they are set in the best tenth of the trials than in all, so it needs many "
+        "trials and is not a test: it is drawn only from 20 complete trials on, with what Optuna warns above it.",
     ),
     "optuna_parallel": (
         "Parallel coordinates",
@@ -111,6 +115,8 @@ class Report:
     summary: list[dict[str, Any]] = field(default_factory=list)
     #: the studies optuna-dashboard's note and figures went to
     dashboard_studies: list[str] = field(default_factory=list)
+    #: a comparison's result (``comparison.json``), ``None`` for any other study
+    comparison: dict[str, Any] | None = None
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -174,9 +180,9 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
                    summary: list[dict[str, Any]], artifacts: str | None = None) -> list[Section]:
     """Every figure of the report (or the note why it is skipped), records first, rendering second."""
 
-    def section(key: str, figure=None, note: str | None = None) -> Section:
+    def section(key: str, figure=None, note: str | None = None, caveat: str | None = None) -> Section:
         title, text = DESCRIPTIONS[key]
-        return Section(key, title, text, figure, note)
+        return Section(key, title, text, figure, note, caveat)
 
     curves = _records.curve_records(trials, epochs)
     dist = _records.distribution_records(trials)
@@ -201,7 +207,8 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
     fig, why = _optuna.history_figure(merged)
     sections.append(section("optuna_history", fig, why))
     importances, why = _optuna.importance_records(merged)
-    sections.append(section("optuna_importance", _optuna.importance_figure(importances) if importances else None, why))
+    sections.append(section("optuna_importance", _optuna.importance_figure(importances), caveat=why) if importances
+                    else section("optuna_importance", note=why))
     fig, why = _optuna.parallel_figure(merged)
     sections.append(section("optuna_parallel", fig, why))
     return sections
@@ -225,11 +232,15 @@ def winner_line(trials: list[dict[str, Any]]) -> str | None:
 
 def write_report(out: Path, title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]],
                  sections: list[Section], formats: tuple[str, ...], tables: dict[str, tuple[list, list]],
-                 report: Report) -> None:
-    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``."""
+                 report: Report, ranking: str | None = None) -> None:
+    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``;
+    ``ranking`` is a comparison's ranking (HTML) for the top of the index, with ``comparison.json`` beside it."""
     for name, (rows, columns) in tables.items():
         _tables.write_csv(out / name, rows, columns)
         report.files.append(name)
+    if report.comparison is not None:
+        (out / "comparison.json").write_text(json.dumps(report.comparison, indent=1) + "\n", encoding="utf-8")
+        report.files.append("comparison.json")
     figures_dir = out / "figures"
     figures_dir.mkdir(exist_ok=True)
     if "html" in formats:
@@ -255,9 +266,10 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
             formats = _drop_png(formats, _kaleido_failed(exc), report.warnings)
         else:
             report.files += [f"figures/{s.key}.png" for s, _ in drawn]
-    links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
+    links = [f for f in report.files if f.endswith((".csv", ".json")) and "/" not in f]
     (out / "index.html").write_text(index_html(title, meta, winner, summary, sections, links,
-                                               embed="html" if "html" in formats else "png"), encoding="utf-8")
+                                               embed="html" if "html" in formats else "png", ranking=ranking),
+                                    encoding="utf-8")
     report.files.append("index.html")
 
 
@@ -297,18 +309,24 @@ def export(
         if problem is not None:
             formats = _drop_png(formats, problem, warnings)
     prepare_out(out)
-    report = Report(out=out, warnings=warnings)
+    comparison = _comparison.comparison_of(data)
+    report = Report(out=out, warnings=warnings, comparison=comparison)
 
     trials, trial_columns = _tables.trial_rows(data)
     epochs, epoch_columns = _tables.epoch_rows(data, trials)
-    summary = _tables.summary_rows(trials)
+    # a comparison's search is its stage tune: the replicates have their own tables and figures
+    searched = trials if comparison is None else [r for r in trials if r["stage"] != "replicate"]
+    summary = _tables.summary_rows(searched)
     report.summary = summary
     tables = {"trials.csv": (trials, trial_columns), "epochs.csv": (epochs, epoch_columns),
               "summary.csv": (summary, list(_tables.SUMMARY_COLUMNS))}
+    if comparison is not None:
+        tables["comparison.csv"] = _comparison.comparison_rows(comparison)
     if layout == "per-neuron":
         for path, rows in _tables.per_neuron_tables(summary).items():
             tables[path] = (rows, list(_tables.SUMMARY_COLUMNS))
-    sections = build_sections(data, trials, epochs, summary, artifacts)
+    sections = build_sections(data if comparison is None else _search_stage(data), searched, epochs, summary,
+                              artifacts)
     studies = (f"{len(data.study_names)} per-combination studies {data.name}/..." if data.per_combination
                else f"study {data.name}")
     unfinished = any(r["state"] in ("RUNNING", "WAITING") for r in trials)
@@ -316,13 +334,27 @@ def export(
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
             + (" while trials were still running: a snapshot" if unfinished else "")]
     winner = winner_line(trials)
+    ranking = None
+    if comparison is not None:
+        sections = _comparison.comparison_sections(comparison, trials, epochs) + sections
+        meta.insert(1, _comparison.ranking_lines(comparison)[0] + "; the summary table and the figures after the "
+                    "factor panels are of the stage tune (the search), the ranking of the replicate runs")
+        winner = _comparison.winner_text(comparison)
+        ranking = _comparison.comparison_html(comparison)
     try:
-        write_report(out, f"SNN study report: {data.name}", meta, winner, summary, sections, formats, tables, report)
+        write_report(out, f"SNN {'comparison' if comparison else 'study'} report: {data.name}", meta, winner,
+                     summary, sections, formats, tables, report, ranking)
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
     if dashboard:
-        report.dashboard_studies = save_to_dashboard(data, report.figures, summary, winner, meta)
+        report.dashboard_studies = save_to_dashboard(data, report.figures, summary, winner, meta, comparison)
     return report
+
+
+def _search_stage(data: StudyData) -> StudyData:
+    """``data`` with the trials of a comparison's stage tune only (the search, for Optuna's plots)."""
+    keep = [i for i, r in enumerate(data.records) if (r.stage or stage_of(r.study)) != "replicate"]
+    return dataclasses.replace(data, trials=[data.trials[i] for i in keep], records=[data.records[i] for i in keep])
 
 
 def print_report(report: Report, stream=sys.stdout) -> None:
@@ -333,6 +365,7 @@ def print_report(report: Report, stream=sys.stdout) -> None:
         print(f"snn-study report: skipped {line}", file=sys.stderr)
     n = len(report.dashboard_studies)
     if n:
-        print(f"snn-study report: saved a note and {len(DASHBOARD_FIGURES)} figures for optuna-dashboard in "
+        figures = len(DASHBOARD_FIGURES) + (len(COMPARISON_FIGURES) if report.comparison is not None else 0)
+        print(f"snn-study report: saved a note and {figures} figures for optuna-dashboard in "
               f"{n} stud{'y' if n == 1 else 'ies'}", file=sys.stderr)
     print(report.out / "index.html", file=stream)
