@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
 from optuna.trial import TrialState
 
-from objectives import GROUP_FIELDS, ConfigError, TrialConfig, TrialRecord, config_value, file_stem
+from objectives import (
+    COMBINATION,
+    GROUP_FIELDS,
+    Combination,
+    ConfigError,
+    TrialConfig,
+    TrialRecord,
+    cell_study_name,
+    config_value,
+    file_stem,
+)
 from storage import study_names
+
+from ._stages import tuned_trial
 
 
 def completed_trials(storage, name: str) -> list[TrialRecord]:
@@ -39,14 +52,22 @@ def export(
     name: str,
     out: Path,
     by: Iterable[str] = ("neuron", "surrogate", "backprop"),
+    comparison: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``<group>.yaml`` for the best complete trial of each group, and ``best.yaml`` overall.
 
     Each file is the trial's resolved run config (seed included), with a comment
     header naming the study, the trial and its accuracies. The folder is created (or a
     ``ConfigError`` for ``--out`` raised) once the study is known to have something to write.
+
+    For a comparison (``comparison``: its result, ``reports.comparison_of``) the best of a group is the
+    combination with the highest mean over the replicate seeds, and its file is the configuration the
+    comparison tuned for it (its tuning trial, at the tuning seed), the replicates' mean and interval in
+    the header.
     """
     by = list(by)
+    if comparison is not None:
+        return _export_comparison(storage, name, out, by, comparison)
     trials = completed_trials(storage, name)
     if not trials:
         raise ConfigError("--study", name, "has no complete trial yet; run it first (snn-study run)")
@@ -61,6 +82,33 @@ def export(
     for key, t in sorted(best.items(), key=lambda kv: tuple(map(str, kv[0]))):
         written.append(_write(out / (file_stem(key) + ".yaml"), t))
     written.append(_write(out / "best.yaml", overall))
+    return written
+
+
+def _export_comparison(storage, name: str, out: Path, by: list[str], comparison: Mapping[str, Any]) -> list[Path]:
+    cells = [c for c in comparison["cells"] if c["mean"] is not None]  # best mean first
+    if not cells:
+        raise ConfigError("--study", name, "has no replicate run done yet; finish it first (snn-study compare)")
+    tuned: list[tuple[TrialRecord, Mapping[str, Any]]] = []
+    for cell in cells:
+        study_name = cell_study_name(name, Combination(*(cell[f] for f in COMBINATION)), "tune")
+        trial = tuned_trial(optuna.load_study(study_name=study_name, storage=storage))
+        if trial is not None:
+            tuned.append((TrialRecord.from_frozen_trial(study_name, trial), cell))
+    best: dict[tuple, tuple[TrialRecord, Mapping[str, Any]]] = {}
+    for record, cell in tuned:  # best mean first: the first of each group is its best
+        best.setdefault(tuple(config_value(record.config, k) for k in by), (record, cell))
+    _create_out(out)
+    conf = f"{comparison['confidence'] * 100:g} %"
+
+    def write(path: Path, record: TrialRecord, cell: Mapping[str, Any]) -> Path:
+        interval = "" if cell["ci_low"] is None else f", {conf} CI {cell['ci_low']:.4f} to {cell['ci_high']:.4f}"
+        return _write(path, record, f"# comparison {name!r}: mean {comparison['value']} {cell['mean']:.4f} over "
+                                    f"{cell['n']} replicate seeds{interval}\n")
+
+    written = [write(out / (file_stem(key) + ".yaml"), *pair)
+               for key, pair in sorted(best.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    written.append(write(out / "best.yaml", *tuned[0]))
     return written
 
 
@@ -79,11 +127,12 @@ def _create_out(out: Path) -> None:
         raise ConfigError("--out", str(out), "not writable; choose a writable folder")
 
 
-def _write(path: Path, trial: TrialRecord) -> Path:
+def _write(path: Path, trial: TrialRecord, comment: str = "") -> Path:
     config = TrialConfig.from_dict(trial.config).to_dict()  # validated: it must re-run as is
     test = trial.test_acc if trial.test_acc is not None else float("nan")
     header = (
-        f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {_value(trial):.4f}, "
+        comment
+        + f"# best of study {trial.study!r}: trial {trial.number}, validation accuracy {_value(trial):.4f}, "
         f"test accuracy {test:.4f}\n"
         f"# re-run: snn-study train --config {path.name}\n"
     )

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from ._config import StudyConfig
 from ._pruners import make_pruner
 from ._samplers import make_sampler
 from ._space import SearchSpace
+from ._stages import stage_config
 
 POLL_SECONDS = 2.0
 #: the direction and metric every study optimizes
@@ -104,21 +106,27 @@ def prepare(cfg: StudyConfig, storage) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names([METRIC])
         study.set_user_attr(STUDY_CONFIG_ATTR, cfg.to_dict())
-        if cfg.queued_grid:
-            queue_missing(study, space)
+        if cfg.queued:
+            queue_missing(study, space, cfg.queue(space))
 
 
-def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
-    """Enqueue each grid combination that has no trial done, running or waiting; returns how many."""
-    keys = [c.key for c in space.categorical]
-    covered = set()
+def queue_missing(study: optuna.Study, space: SearchSpace, wanted: list[dict[str, Any]] | None = None) -> int:
+    """Enqueue each trial of ``wanted`` (default: every grid combination of ``space``) that no trial done, running
+    or waiting stands for; returns how many. A trial stands for one wanted trial with the same values of the wanted
+    parameters: ``{}`` stands for any trial, so n of them top the study up to n trials."""
+    wanted = space.grid() if wanted is None else wanted
+    keys = sorted({k for params in wanted for k in params})
+    covered: Counter[tuple] = Counter()
     for t in study.get_trials(deepcopy=False):
         if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
             params = t.params or t.system_attrs.get("fixed_params", {})
-            covered.add(_param_key(params, keys))
+            covered[_param_key(params, keys)] += 1
     added = 0
-    for params in space.grid():
-        if _param_key(params, keys) not in covered:
+    for params in wanted:
+        key = _param_key(params, keys)
+        if covered[key]:
+            covered[key] -= 1
+        else:
             study.enqueue_trial(params)
             added += 1
     return added
@@ -155,8 +163,10 @@ class _Reporter:
 
 
 def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bool = False,
-         on_trial: Callable[[], None] | None = None) -> None:
-    """One worker: run trials of every study of ``cfg`` until each has its target done."""
+         on_trial: Callable[[], None] | None = None, fit: Callable | None = None) -> None:
+    """One worker: run trials of every study of ``cfg`` until each has its target done.
+
+    ``fit`` replaces the training of each trial (``objectives.Objective``'s ``fit``: a test's fake)."""
     storage = _open(cfg)
     epoch_log = EpochLog(cfg.study.storage)
     store = artifact_store(cfg.study.storage, cfg.study.artifacts)
@@ -166,18 +176,19 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             study = _create_or_load(cfg, name, space, storage, worker)
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
-            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch)
+            objective = _in_stage(objectives.Objective(space.suggest, store, device, on_epoch=on_epoch, fit=fit),
+                                  cfg.stage)
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study)
                 p = progress(study)
                 if p.done >= target:
                     break
-                if p.waiting == 0 and p.running == 0 and cfg.queued_grid:
-                    queue_missing(study, space)  # combinations whose trial was interrupted
+                if p.waiting == 0 and p.running == 0 and cfg.queued:
+                    queue_missing(study, space, cfg.queue(space))  # trials that were interrupted
                     continue
-                if p.waiting or (not cfg.queued_grid and p.done + p.running < target):
-                    ran = run_one(study, storage, objective, grid=cfg.queued_grid, reporter=reporter)
+                if p.waiting or (not cfg.queued and p.done + p.running < target):
+                    ran = run_one(study, storage, objective, grid=cfg.queued, reporter=reporter)
                     if ran and on_trial is not None:
                         on_trial()
                 else:
@@ -196,8 +207,21 @@ def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
     return on_epoch
 
 
-def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: objectives.Objective, grid: bool,
-            reporter: _Reporter) -> bool:
+def _in_stage(objective: Callable[[optuna.Trial], float], stage: str | None) -> Callable[[optuna.Trial], float]:
+    """``objective``, recording first in each trial the comparison stage it belongs to (when there is one)."""
+    if stage is None:
+        return objective
+
+    def staged(trial: optuna.Trial) -> float:
+        for name, value in TrialRecord.attrs(stage=stage).items():
+            trial.set_user_attr(name, value)
+        return objective(trial)
+
+    return staged
+
+
+def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Callable[[optuna.Trial], float],
+            grid: bool, reporter: _Reporter) -> bool:
     """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
 
     Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
@@ -274,8 +298,10 @@ def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
         thread.join()
 
 
-def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
-    """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
+def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False, fit: Callable | None = None) -> int:
+    """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code.
+
+    ``fit`` replaces each trial's training, in this process only (one worker): the seam for tests."""
     storage = _open(cfg)
     prepare(cfg, storage)
     epoch_log = EpochLog(cfg.study.storage)
@@ -285,7 +311,7 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     if cfg.study.workers == 1:
         device = cfg.study.devices[0] if cfg.study.devices else None
         try:
-            work(cfg, 0, device, quiet, on_trial=bar.update)
+            work(cfg, 0, device, quiet, on_trial=bar.update, fit=fit)
         except KeyboardInterrupt:
             bar.close()
             return _interrupted(cfg, storage)
@@ -304,6 +330,8 @@ def _run_processes(cfg: StudyConfig, storage, bar: _Bar, debug: bool = False) ->
     procs = []
     for i in range(cfg.study.workers):
         args = [sys.executable, "-m", "study", "_worker", "--spec", spec, "--index", str(i + 1)]
+        if cfg.stage is not None:
+            args += ["--stage", cfg.stage]
         if debug:
             args.append("--debug")
         if cfg.study.devices:
@@ -384,8 +412,10 @@ class _Bar:
             self.tqdm.close()
 
 
-def worker_main(spec: str, index: int, device: str | None, quiet: bool, debug: bool = False) -> int:
-    """Entry of a worker process started by :func:`run` (``snn-study _worker``).
+def worker_main(spec: str, index: int, device: str | None, quiet: bool, debug: bool = False,
+                stage: str | None = None) -> int:
+    """Entry of a worker process started by :func:`run` (``snn-study _worker``); ``stage`` names the comparison
+    stage the worker runs (``study._stages``).
 
     A lost database connection ends the worker with one line, not a traceback:
     its trial is failed by the heartbeat (or on resume) and re-run.
@@ -393,6 +423,8 @@ def worker_main(spec: str, index: int, device: str | None, quiet: bool, debug: b
     cfg = StudyConfig.from_dict(json.loads(spec))
     threading.excepthook = _one_line_thread_errors(index)
     try:
+        if stage is not None:
+            cfg = stage_config(cfg, stage, _open(cfg))
         work(cfg, index, device, quiet)
     except KeyboardInterrupt:
         return 130
