@@ -12,6 +12,7 @@ import json
 import math
 
 import optuna
+import optuna_dashboard
 import pytest
 import yaml
 from optuna.distributions import FloatDistribution
@@ -182,10 +183,11 @@ def test_the_report_gives_the_factor_that_alone_sets_accuracy_nearly_all_the_imp
     assert importance is not None or any("need at least 20" in n for n in report.notes)
 
 
-def test_the_report_of_a_comparison_writes_its_csv_json_and_figures(comparison, tmp_path):
+def test_the_report_of_a_comparison_writes_its_csv_json_figures_and_the_ranking_into_the_dashboard_note(
+        comparison, tmp_path):
     _, url = comparison
     out = tmp_path / "report"
-    report = reports.export(url, "cmp", out, dashboard=False)
+    report = reports.export(url, "cmp", out)
     rows = reports.read_csv(out / "comparison.csv")
     combos = [r for r in rows if r["kind"] == "combination"]
     assert [r["rank"] for r in combos] == [1, 2, 3, 4]
@@ -209,6 +211,12 @@ def test_the_report_of_a_comparison_writes_its_csv_json_and_figures(comparison, 
     assert len(means) == 4 and all(len(t.x) == 4 for t in means)
     # the search figures are of the stage tune
     assert {r["trials"] for r in report.summary} == {TRIALS}
+    # every study of the comparison carries the ranking in its optuna-dashboard note, and the forest plot
+    assert len(report.dashboard_studies) == 8
+    study = optuna.load_study(study_name=cell_study_name("cmp", cells()[-1], "replicate"), storage=url)
+    note = optuna_dashboard.get_note(study)
+    assert "**Comparison: test accuracy of the replicate runs" in note and "| 1 | leaky / " in note
+    assert "- neuron: best leaky; tied with it: none; worse: synaptic" in note
 
 
 # ---- the pieces ---------------------------------------------------------------------------------------------------
