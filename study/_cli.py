@@ -423,11 +423,13 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     import optuna
 
-    from reports import export, print_report
+    from reports import export, format_comparison, print_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     report = export(args.storage, args.study, args.out, formats=args.format, layout=args.layout,
                     dashboard=not args.no_dashboard, artifacts=args.artifacts)
+    if report.comparison is not None:
+        print(format_comparison(report.comparison))
     print_report(report)
     return EXIT_OK
 

@@ -64,6 +64,9 @@ def test_compare_with_two_workers_runs_both_stages_with_equal_effort_and_writes_
     # the ranking, read back without running, and as list and best show it
     again = cli("compare", "--study", "tinycmp", "--report", "--storage", url)
     assert again.returncode == 0 and again.stdout.startswith("Combinations") and proc.stdout.startswith(again.stdout)
+    reported = cli("report", "--study", "tinycmp", "--storage", url, "--out", str(tmp_path / "again"), "--no-dashboard")
+    assert reported.returncode == 0 and reported.stdout.startswith(again.stdout)
+    assert (tmp_path / "again" / "comparison.csv").read_text() == (out / "comparison.csv").read_text()
     listed = cli("list", "--storage", url)
     assert "comparison tinycmp: tune 4/4 trials done, replicate 4/4 trials done" in listed.stdout
     assert "highest mean test accuracy: " in listed.stdout and "  neuron: best " in listed.stdout
