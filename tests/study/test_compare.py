@@ -269,3 +269,13 @@ def test_the_stage_configs_of_a_comparison_are_studies_per_cell(tmp_path):
     assert all(tune.target(space) == TRIALS and tune.queue(space) == [{}] * TRIALS for _, space in tune.studies())
     # the worker's spec of a stage is the comparison's own config, so a worker rebuilds the same stage
     assert StudyConfig.from_dict(tune.to_dict()).compare == cfg.compare
+
+
+def test_a_small_comparison_gives_each_cell_its_budget_on_every_storage_kind(tmp_path, storage_url):
+    raw = config(tmp_path, trials_per_cell=2, seeds=[1, 2])
+    raw["study"]["storage"] = storage_url
+    raw["search"]["surrogate"] = ["atan"]
+    assert compare(StudyConfig.from_dict(raw), quiet=True, fit=fake_fit(neuron_effect)) == 0
+    result = comparison_result(storage_url, "cmp")
+    assert result["stages"] == {"tune": {"done": 4, "trials": 4}, "replicate": {"done": 4, "trials": 4}}
+    assert [(c["neuron"], c["n"]) for c in result["cells"]] == [("leaky", 2), ("synaptic", 2)]
