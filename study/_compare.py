@@ -20,7 +20,7 @@ from storage import open_storage
 
 from ._config import StudyConfig
 from ._runner import run
-from ._stages import stage_config, total_trials
+from ._stages import check_replicates, stage_config, total_trials
 
 STAGE_ORDER = ("tune", "replicate")
 
@@ -35,6 +35,8 @@ def compare(cfg: StudyConfig, quiet: bool = False, debug: bool = False, fit: Cal
     totals = total_trials(cfg)
     for stage in STAGE_ORDER:
         stage_cfg = stage_config(cfg, stage, storage)
+        if stage == "replicate":
+            check_replicates(stage_cfg, storage)
         what = (f"{cfg.compare.trials_per_cell} trials per cell, sampler {cfg.study.sampler}, pruner "
                 f"{cfg.study.pruner.name} within each cell" if stage == "tune" and cfg.compare is not None
                 else f"seeds {', '.join(map(str, cfg.compare.seeds if cfg.compare else ()))}, no pruning")

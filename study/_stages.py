@@ -176,6 +176,32 @@ def stage_config(cfg: StudyConfig, stage: str, storage: optuna.storages.BaseStor
     return STAGE_CONFIGS[stage](cfg, storage)
 
 
+def check_replicates(stage: StudyConfig, storage: optuna.storages.BaseStorage) -> None:
+    """Refuse a replicate stage whose studies already hold runs of another configuration than the one each cell's
+    tuning selects now (its tune stage got other trials since): their seeds would be pooled with the new ones."""
+    for name, space in stage.studies():
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            continue  # not started yet
+        tuned = _comparable(space.base.resolved().to_dict())
+        for t in study.get_trials(deepcopy=False):
+            config = TrialRecord.from_frozen_trial(name, t).config
+            if config is not None and _comparable(config) != tuned:
+                raise ConfigError("compare", stage.study.name, f"{name!r} holds replicates of another configuration "
+                                  "than its tuning selects now (the tune stage changed since); give the comparison "
+                                  "a new study.name")
+
+
+def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved run config without what may differ between replicates of one configuration: the seed, and where
+    a worker ran it (device, data folder)."""
+    out = {section: dict(values) for section, values in config.items()}
+    for section, field in (("training", "seed"), ("training", "device"), ("dataset", "root")):
+        out.get(section, {}).pop(field, None)
+    return out
+
+
 def total_trials(cfg: StudyConfig) -> dict[str, int]:
     """Trials each stage of comparison ``cfg`` runs: ``{"tune": cells x trials_per_cell, "replicate": cells x
     seeds}``."""
@@ -184,5 +210,5 @@ def total_trials(cfg: StudyConfig) -> dict[str, int]:
     return {"tune": cells * settings.trials_per_cell, "replicate": cells * len(settings.seeds)}
 
 
-__all__ = ["METRICS", "STAGE_CONFIGS", "CompareSettings", "replicate_config", "stage_config", "total_trials",
-           "tune_config", "tuned_config", "tuned_trial"]
+__all__ = ["METRICS", "STAGE_CONFIGS", "CompareSettings", "check_replicates", "replicate_config", "stage_config",
+           "total_trials", "tune_config", "tuned_config", "tuned_trial"]

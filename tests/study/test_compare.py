@@ -271,11 +271,20 @@ def test_the_stage_configs_of_a_comparison_are_studies_per_cell(tmp_path):
     assert StudyConfig.from_dict(tune.to_dict()).compare == cfg.compare
 
 
-def test_a_small_comparison_gives_each_cell_its_budget_on_every_storage_kind(tmp_path, storage_url):
+def test_a_small_comparison_gives_each_cell_its_budget_on_every_storage_kind_and_never_pools_two_configs(
+        tmp_path, storage_url):
     raw = config(tmp_path, trials_per_cell=2, seeds=[1, 2])
     raw["study"]["storage"] = storage_url
     raw["search"]["surrogate"] = ["atan"]
-    assert compare(StudyConfig.from_dict(raw), quiet=True, fit=fake_fit(neuron_effect)) == 0
+    cfg = StudyConfig.from_dict(raw)
+    assert compare(cfg, quiet=True, fit=fake_fit(neuron_effect)) == 0
     result = comparison_result(storage_url, "cmp")
     assert result["stages"] == {"tune": {"done": 4, "trials": 4}, "replicate": {"done": 4, "trials": 4}}
     assert [(c["neuron"], c["n"]) for c in result["cells"]] == [("leaky", 2), ("synaptic", 2)]
+    # a tune stage that now selects another configuration: its replicates would mix two configurations
+    tune = optuna.load_study(study_name=cell_study_name("cmp", Combination("leaky", "atan", "bptt"), "tune"),
+                             storage=open_storage(storage_url, heartbeat_interval=None))
+    tune.add_trial(create_trial(state=TrialState.COMPLETE, value=0.99, params={"lr": 0.0123},
+                                distributions={"lr": FloatDistribution(0.0001, 1.0, log=True)}))
+    with pytest.raises(ConfigError, match="holds replicates of another configuration than its tuning selects now"):
+        compare(cfg, quiet=True, fit=fake_fit(neuron_effect))
