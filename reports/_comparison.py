@@ -294,7 +294,7 @@ def factors_figure(comparison: Mapping[str, Any]) -> go.Figure:
             text = "" if r["group"] == "best" else ("" if r["p_holm"] is None else f"p={r['p_holm']:.2g}")
             fig.add_trace(go.Scatter(
                 x=[str(r["level"])], y=[r["mean"]], mode="markers+text", text=[text], textposition="top center",
-                showlegend=False, marker={"color": color, "symbol": symbol, "size": 11},
+                cliponaxis=False, showlegend=False, marker={"color": color, "symbol": symbol, "size": 11},
                 error_y={"type": "data", "symmetric": False, "color": color,
                          "array": [(r["ci_high"] - r["mean"]) if r["ci_high"] is not None else 0],
                          "arrayminus": [(r["mean"] - r["ci_low"]) if r["ci_low"] is not None else 0]},
@@ -355,7 +355,7 @@ def bands_figure(bands: list[dict[str, Any]]) -> go.Figure:
         upper = [m + s for m, s in zip(b["mean"], b["std"])]
         lower = [m - s for m, s in zip(b["mean"], b["std"])]
         c = color[b["surrogate"]]
-        fig.add_trace(go.Scatter(x=b["epochs"] + b["epochs"][::-1], y=upper + lower[::-1], fill="toself",
+        fig.add_trace(go.Scatter(x=b["epochs"] + b["epochs"][::-1], y=upper + lower[::-1], mode="lines", fill="toself",
                                  fillcolor=_transparent(c), line={"width": 0}, hoverinfo="skip", showlegend=False,
                                  legendgroup=b["surrogate"]), row=row, col=col)
         fig.add_trace(go.Scatter(
@@ -395,7 +395,7 @@ def main_effects_figure(comparison: Mapping[str, Any]) -> go.Figure:
     balanced = "balanced" if rows and rows[0]["balanced"] else "unbalanced: type II shares"
     fig = go.Figure(go.Bar(
         x=[r["share"] for r in rows], y=[r["source"] for r in rows], orientation="h",
-        text=[f"{r['share']:.2f}" for r in rows],
+        text=[f"{r['share']:.2f}" for r in rows], textposition="outside", cliponaxis=False,
         marker={"color": ["#aaaaaa" if r["source"] in ("interactions", "seeds") else "#3366cc" for r in rows]},
         customdata=[[r["df"], r["levels"] or "–"] for r in rows],
         hovertemplate="%{y}: share %{x:.3f}<br>df %{customdata[0]}, levels %{customdata[1]}<extra></extra>"))
