@@ -30,6 +30,10 @@ class Objective:
     keeps its resolved config and results (its cost metrics among them) as the user
     attributes of :class:`TrialRecord`, and its best weights as an Optuna artifact in
     ``artifact_store``. A diverged run fails the trial with the reason in ``failure``.
+
+    ``fit(config, on_epoch, keep_weights)`` runs the training (default :func:`load_and_train`); a
+    test passes a fake that reports made-up epochs and returns a :class:`TrainResult`, and the
+    trial is reported, pruned and recorded as a real one.
     """
 
     def __init__(
@@ -39,12 +43,14 @@ class Objective:
         device: str | None = None,
         on_epoch: Callable[[optuna.trial.BaseTrial, TrialConfig, EpochMetrics], None] | None = None,
         score: Callable[[TrainResult], float | tuple[float, ...]] | None = None,
+        fit: Fit | None = None,
     ):
         self.suggest = suggest
         self.artifact_store = artifact_store
         self.device = device
         self.on_epoch = on_epoch
         self.score = score
+        self.fit = fit if fit is not None else load_and_train
 
     def config(self, trial: optuna.trial.BaseTrial) -> TrialConfig:
         """The resolved run config of ``trial`` (on this worker's device, if one is set)."""
@@ -70,8 +76,7 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
         try:
-            data = load(cfg.dataset, device)
-            result = train(cfg, data, on_epoch=on_epoch, keep_weights=self.artifact_store is not None)
+            result = self.fit(cfg, on_epoch, self.artifact_store is not None)
         except TrainingDiverged as exc:
             _set(trial, TrialRecord.attrs(failure=str(exc)))
             raise
@@ -100,6 +105,15 @@ def _single_objective(trial: optuna.trial.BaseTrial) -> bool:
     study = getattr(trial, "study", None)
     return study is None or len(study.directions) == 1
 
+
+#: ``fit(config, on_epoch, keep_weights) -> TrainResult``: one training run as :class:`Objective` runs it
+Fit = Callable[[TrialConfig, Callable[[EpochMetrics], None], bool], TrainResult]
+
+
+def load_and_train(cfg: TrialConfig, on_epoch: Callable[[EpochMetrics], None], keep_weights: bool) -> TrainResult:
+    """Load ``cfg``'s data onto its device and train it (:func:`objectives.train`)."""
+    return train(cfg, load(cfg.dataset, resolve_device(cfg.training.device)), on_epoch=on_epoch,
+                 keep_weights=keep_weights)
 
 
 def result_attrs(result: TrainResult) -> dict[str, Any]:

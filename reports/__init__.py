@@ -6,11 +6,12 @@ figure data are plain rows and records (``trial_rows``, ``summary_rows``,
 and reused without parsing HTML.
 """
 
+from ._comparison import comparison_of, comparison_rows, is_comparison, ranking_lines, replicate_records
 from ._cost_tables import pareto_front
 from ._dashboard import DASHBOARD_FIGURES
 from ._export import FORMATS, LAYOUTS, Report, export, parse_formats, png_problem, print_report
 from ._load import StudyData, load_study_data
-from ._optuna import importance_records, merged_study
+from ._optuna import MIN_IMPORTANCE_TRIALS, importance_records, merged_study
 from ._plotter import Plotter, read_result_folder
 from ._records import (
     best_by_factor,
@@ -27,6 +28,7 @@ __all__ = [
     "DASHBOARD_FIGURES",
     "FORMATS",
     "LAYOUTS",
+    "MIN_IMPORTANCE_TRIALS",
     "Plotter",
     "Report",
     "SUMMARY_COLUMNS",
@@ -36,6 +38,8 @@ __all__ = [
     "best_trial",
     "cell_stats",
     "comparison_json",
+    "comparison_of",
+    "comparison_rows",
     "comparison_tables",
     "curve_records",
     "distribution_records",
@@ -46,6 +50,7 @@ __all__ = [
     "heatmap_records",
     "holm",
     "importance_records",
+    "is_comparison",
     "load_study_data",
     "main_effects",
     "merged_study",
@@ -54,8 +59,10 @@ __all__ = [
     "per_neuron_tables",
     "png_problem",
     "print_report",
+    "ranking_lines",
     "read_csv",
     "read_result_folder",
+    "replicate_records",
     "spike_rate_records",
     "summary_rows",
     "trace_records",

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from storage import open_storage, set_study_system_attrs
 
+from ._comparison import ranking_markdown
 from ._html import _mean_std, _pct, best_first
 from ._load import StudyData
 
@@ -27,10 +28,12 @@ NOTE_END = "*(end of the snn-study report; text below this line is kept when the
 
 
 def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, meta: list[str],
-                  figure_ids: list[str]) -> str:
-    """The report's Markdown block: counts, the winner and the summary table, best first."""
+                  figure_ids: list[str], comparison: dict[str, Any] | None = None) -> str:
+    """The report's Markdown block: counts, the winner (a comparison's ranking) and the summary table, best first."""
     lines = [NOTE_START, "", *[f"{line}  " for line in meta], ""]
-    if winner:
+    if comparison is not None:
+        lines += ranking_markdown(comparison)
+    elif winner:
         lines += [f"**{winner}**", ""]
     lines += ["| neuron | surrogate | backprop | complete / trials | pruned | failed | best val. acc. | mean ± std | "
               "test acc. of best |",
@@ -54,7 +57,9 @@ def merge_note(existing: str, block: str) -> str:
     return block + ("\n\n" + rest if rest else "") + "\n"
 
 
-#: the figures saved into optuna-dashboard: key -> (graph object id, a title short enough for its half-width cards)
+#: the figures saved into optuna-dashboard: key -> (graph object id, a title short enough for its half-width cards);
+#: a comparison's report adds its forest plot first
+COMPARISON_FIGURES = {"forest": ("snn-report-comparison-forest", "Ranking: mean and CI over seeds per combination")}
 DASHBOARD_FIGURES = {
     "heatmap": ("snn-report-best-accuracy-heatmap", "Best validation accuracy: neuron × surrogate, per backprop"),
     "val_curves": ("snn-report-validation-curves", "Validation accuracy per epoch (dashed: pruned)"),
@@ -63,7 +68,7 @@ DASHBOARD_FIGURES = {
 
 
 def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[dict[str, Any]], winner: str | None,
-                      meta: list[str]) -> tuple[list[str], list[str]]:
+                      meta: list[str], comparison: dict[str, Any] | None = None) -> tuple[list[str], list[str]]:
     """Save the key ``figures`` (by report key) and the note into every study of ``data``, all in one transaction;
     returns the study names and the ids of the figures saved.
 
@@ -74,7 +79,8 @@ def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[di
     new one, whole.
     """
     saved = {}
-    for key, (graph_id, title) in DASHBOARD_FIGURES.items():
+    shown = {**COMPARISON_FIGURES, **DASHBOARD_FIGURES} if comparison is not None else DASHBOARD_FIGURES
+    for key, (graph_id, title) in shown.items():
         if figures.get(key) is not None:
             # a copy for the dashboard's cards, which draw every figure in a box 450 px high
             fig = go.Figure(figures[key])
@@ -84,7 +90,7 @@ def save_to_dashboard(data: StudyData, figures: dict[str, Any], summary: list[di
             if len(fig.layout.annotations) > 3:  # a grid of small panels: one axis title per row would overlap
                 fig.update_yaxes(title_text=None)
             saved[graph_id] = fig
-    block = note_markdown(data.name, summary, winner, meta, list(saved))
+    block = note_markdown(data.name, summary, winner, meta, list(saved), comparison)
     storage = open_storage(data.url, create=False, heartbeat_interval=None)
     changes = {}
     for study_name in data.study_names:

@@ -9,7 +9,9 @@ optuna-dashboard (:mod:`reports._dashboard`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
+import json
 import shutil
 import sys
 from collections.abc import Iterable
@@ -24,10 +26,10 @@ import plotly.io as pio
 from objectives import STUDY_SEPARATOR, ConfigError
 from storage import atomic_path, check_writable, write_atomic
 
-from . import _cost_figures, _cost_tables, _figures, _optuna, _records, _tables
+from . import _comparison, _cost_figures, _cost_tables, _figures, _optuna, _records, _tables
 from ._dashboard import save_to_dashboard
 from ._html import PLOTLY_JS, Section, index_html
-from ._load import StudyData, load_study_data
+from ._load import StudyData, load_study_data, stage_of
 from ._outdir import check_collisions, inside, write_manifest
 from ._tables import best_trial
 from ._traces import trace_records
@@ -90,7 +92,9 @@ DESCRIPTIONS = {
     "optuna_importance": (
         "Parameter importances",
         "How much each searched parameter (neuron, surrogate and backprop included) explains the validation accuracy, "
-        "by Optuna's PED-ANOVA evaluator over the complete trials; the importances sum to 1.",
+        "by Optuna's PED-ANOVA evaluator over the complete trials; the importances sum to 1. It ranks the "
+        "parameters by how differently they are set in the best tenth of the trials than in all, so it needs many "
+        "trials and is not a test: it is drawn only from 20 complete trials on, with what Optuna warns above it.",
     ),
     "optuna_parallel": (
         "Parallel coordinates",
@@ -115,6 +119,8 @@ class Report:
     #: the studies optuna-dashboard's note and figures went to, and the figures (graph object ids) saved in each
     dashboard_studies: list[str] = field(default_factory=list)
     dashboard_figures: list[str] = field(default_factory=list)
+    #: a comparison's result (``comparison.json``), ``None`` for any other study
+    comparison: dict[str, Any] | None = None
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -178,9 +184,9 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
                    summary: list[dict[str, Any]], artifacts: str | None = None) -> list[Section]:
     """Every figure of the report (or the note why it is skipped), records first, rendering second."""
 
-    def section(key: str, figure=None, note: str | None = None) -> Section:
+    def section(key: str, figure=None, note: str | None = None, caveat: str | None = None) -> Section:
         title, text = DESCRIPTIONS[key]
-        return Section(key, title, text, figure, note)
+        return Section(key, title, text, figure, note, caveat)
 
     curves = _records.curve_records(trials, epochs)
     dist = _records.distribution_records(trials)
@@ -206,7 +212,8 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
     fig, why = _optuna.history_figure(merged)
     sections.append(section("optuna_history", fig, why))
     importances, why = _optuna.importance_records(merged)
-    sections.append(section("optuna_importance", _optuna.importance_figure(importances) if importances else None, why))
+    sections.append(section("optuna_importance", _optuna.importance_figure(importances), caveat=why) if importances
+                    else section("optuna_importance", note=why))
     fig, why = _optuna.parallel_figure(merged)
     sections.append(section("optuna_parallel", fig, why))
     return sections
@@ -228,9 +235,11 @@ def winner_line(trials: list[dict[str, Any]]) -> str | None:
             f"(trial {best['number']} of {best['study']})")
 
 
-def planned_files(tables: Iterable[str], formats: tuple[str, ...], figure_keys: Iterable[str]) -> list[str]:
-    """Every file a report with these tables, formats and figures may write into its folder (relative paths)."""
-    files = [*tables, "index.html"]
+def planned_files(tables: Iterable[str], formats: tuple[str, ...], figure_keys: Iterable[str],
+                  comparison: bool = False) -> list[str]:
+    """Every file a report with these tables, formats and figures (and a comparison's ``comparison.json``) may write
+    into its folder (relative paths)."""
+    files = [*tables, "index.html", *(["comparison.json"] if comparison else [])]
     if "html" in formats:
         files.append(PLOTLY_JS)
     files += [f"figures/{key}.{fmt}" for key in figure_keys for fmt in formats]
@@ -239,17 +248,22 @@ def planned_files(tables: Iterable[str], formats: tuple[str, ...], figure_keys: 
 
 def write_report(out: Path, title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]],
                  sections: list[Section], formats: tuple[str, ...], tables: dict[str, tuple[list, list]],
-                 report: Report, force: bool = False) -> None:
-    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``.
+                 report: Report, force: bool = False, ranking: str | None = None) -> None:
+    """Write the CSV tables, the figures in ``formats``, plotly.js (for html) and ``index.html`` into ``out``;
+    ``ranking`` is a comparison's ranking (HTML) for the top of the index, with ``comparison.json`` beside it.
 
     Each file is written atomically (whole or absent). A file of the same name that no report wrote is not
     replaced unless ``force`` (:func:`reports._outdir.check_collisions`, checked before anything is written).
     """
-    check_collisions(out, planned_files(tables, formats, [s.key for s in sections]), force)
-    write_manifest(out, planned_files(tables, formats, [s.key for s in sections]))
+    planned = planned_files(tables, formats, [s.key for s in sections], report.comparison is not None)
+    check_collisions(out, planned, force)
+    write_manifest(out, planned)
     for name, (rows, columns) in tables.items():
         _tables.write_csv(inside(out, name), rows, columns)
         report.files.append(name)
+    if report.comparison is not None:
+        write_atomic(out / "comparison.json", json.dumps(report.comparison, indent=1) + "\n")
+        report.files.append("comparison.json")
     figures_dir = out / "figures"
     figures_dir.mkdir(exist_ok=True)
     if "html" in formats:
@@ -278,9 +292,9 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
             formats = _drop_png(formats, _kaleido_failed(exc), report.warnings)
         else:
             report.files += [f"figures/{s.key}.png" for s, _ in drawn]
-    links = [f for f in report.files if f.endswith(".csv") and "/" not in f]
+    links = [f for f in report.files if f.endswith((".csv", ".json")) and "/" not in f]
     write_atomic(out / "index.html", index_html(title, meta, winner, summary, sections, links,
-                                                embed="html" if "html" in formats else "png"))
+                                                embed="html" if "html" in formats else "png", ranking=ranking))
     report.files.append("index.html")
 
 
@@ -324,21 +338,27 @@ def export(
         problem = png_problem()
         if problem is not None:
             formats = _drop_png(formats, problem, warnings)
-    report = Report(out=out, warnings=warnings)
+    comparison = _comparison.comparison_of(data)
+    report = Report(out=out, warnings=warnings, comparison=comparison)
 
     trials, trial_columns = _tables.trial_rows(data)
     epochs, epoch_columns = _tables.epoch_rows(data, trials)
-    summary = _tables.summary_rows(trials)
+    # a comparison's search is its stage tune: the replicates have their own tables and figures
+    searched = trials if comparison is None else [r for r in trials if r["stage"] != "replicate"]
+    summary = _tables.summary_rows(searched)
     report.summary = summary
     tables = {"trials.csv": (trials, trial_columns), "epochs.csv": (epochs, epoch_columns),
               "summary.csv": (summary, list(_tables.SUMMARY_COLUMNS)),
               "latency.csv": (_cost_tables.latency_rows(data), list(_cost_tables.LATENCY_COLUMNS))}
+    if comparison is not None:
+        tables["comparison.csv"] = _comparison.comparison_rows(comparison)
     if layout == "per-neuron":
         for path, rows in _tables.per_neuron_tables(summary).items():
             tables[path] = (rows, list(_tables.SUMMARY_COLUMNS))
-    check_collisions(out, planned_files(tables, formats, DESCRIPTIONS), force)
+    check_collisions(out, planned_files(tables, formats, DESCRIPTIONS, comparison is not None), force)
     prepare_out(out)
-    sections = build_sections(data, trials, epochs, summary, artifacts)
+    sections = build_sections(data if comparison is None else _search_stage(data), searched, epochs, summary,
+                              artifacts)
     studies = (f"{len(data.study_names)} per-combination studies {data.name}{STUDY_SEPARATOR}..."
                if data.per_combination else f"study {data.name}")
     unfinished = any(r["state"] in ("RUNNING", "WAITING") for r in trials)
@@ -346,15 +366,28 @@ def export(
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
             + (" while trials were still running: a snapshot" if unfinished else "")]
     winner = winner_line(trials)
+    ranking = None
+    if comparison is not None:
+        sections = _comparison.comparison_sections(comparison, trials, epochs) + sections
+        meta.insert(1, _comparison.ranking_lines(comparison)[0] + "; the summary table and the figures after the "
+                    "factor panels are of the stage tune (the search), the ranking of the replicate runs")
+        winner = _comparison.winner_text(comparison)
+        ranking = _comparison.comparison_html(comparison)
     try:
-        write_report(out, f"SNN study report: {data.name}", meta, winner, summary, sections, formats, tables, report,
-                     force=force)
+        write_report(out, f"SNN {'comparison' if comparison else 'study'} report: {data.name}", meta, winner,
+                     summary, sections, formats, tables, report, force=force, ranking=ranking)
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the report failed ({exc.strerror or exc})") from None
     if dashboard:
         report.dashboard_studies, report.dashboard_figures = save_to_dashboard(data, report.figures, summary, winner,
-                                                                               meta)
+                                                                               meta, comparison)
     return report
+
+
+def _search_stage(data: StudyData) -> StudyData:
+    """``data`` with the trials of a comparison's stage tune only (the search, for Optuna's plots)."""
+    keep = [i for i, r in enumerate(data.records) if (r.stage or stage_of(r.study)) != "replicate"]
+    return dataclasses.replace(data, trials=[data.trials[i] for i in keep], records=[data.records[i] for i in keep])
 
 
 def print_report(report: Report, stream=sys.stdout) -> None:

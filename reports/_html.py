@@ -36,6 +36,8 @@ class Section:
     description: str
     figure: go.Figure | None = None
     note: str | None = None
+    #: a warning shown above a figure that is drawn (what its computation warned)
+    caveat: str | None = None
 
 
 def _pct(value: Any) -> str:
@@ -71,8 +73,9 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
 
 
 def index_html(title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]], sections: list[Section],
-               files: list[str], embed: str = "html") -> str:
-    """The whole ``index.html``; ``embed`` is ``html`` (interactive figures) or ``png`` (the PNG files, no script)."""
+               files: list[str], embed: str = "html", ranking: str | None = None) -> str:
+    """The whole ``index.html``; ``embed`` is ``html`` (interactive figures) or ``png`` (the PNG files, no script);
+    ``ranking`` (HTML) is a comparison's ranking, shown first."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title>", f"<style>{_STYLE}</style>"]
     if embed == "html":
@@ -82,12 +85,16 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
     if winner:
         parts.append(f'<p class="winner">{html.escape(winner)}</p>')
     parts.append("<h2>Contents</h2><ul>")
+    if ranking:
+        parts.append('<li><a href="#ranking">Ranking of the comparison over seeds</a></li>')
     parts.append('<li><a href="#summary">Summary per neuron × surrogate × backprop combination</a></li>')
     for s in sections:
         parts.append(f'<li><a href="#{s.key}">{html.escape(s.title)}</a>'
                      + (f' <span class="note">(skipped: {html.escape(s.note)})</span>' if s.note else "") + "</li>")
     links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
     parts.append(f"</ul><p>Files: {links}</p>")
+    if ranking:
+        parts += ['<h2 id="ranking">Ranking of the comparison over seeds</h2>', ranking]
     parts += ['<h2 id="summary">Summary per neuron × surrogate × backprop combination</h2>',
               "<p>One row per combination, best first. <em>Complete</em> trials trained to the end (or stopped early "
               "by patience); <em>pruned</em> ones were stopped by the pruner. Best, mean and standard deviation are "
@@ -100,6 +107,8 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
         parts.append("</ul>")
     for s in sections:
         parts.append(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p>{html.escape(s.description)}</p>')
+        if s.caveat and not s.note:
+            parts.append(f'<p class="note">{html.escape(s.caveat)}</p>')
         if s.note:
             parts.append(f'<p class="note">Skipped: {html.escape(s.note)}</p>')
         elif embed == "html":

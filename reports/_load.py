@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from sqlalchemy.engine import make_url
 
-from objectives import ConfigError, TrialRecord, foreign_study
+from objectives import ConfigError, TrialRecord, foreign_study, parse_study_name
 from storage import EpochLog, open_storage, study_names
 
 
@@ -42,6 +42,12 @@ class StudyData:
     def per_combination(self) -> bool:
         """Whether ``name`` is a parent of per-combination studies rather than one study."""
         return self.study_names != [self.name]
+
+
+def stage_of(study_name: str) -> str | None:
+    """The comparison stage of a study name (``tune``, ``replicate``), ``None`` for any other study."""
+    cell = parse_study_name(study_name)
+    return cell.stage if cell is not None else None
 
 
 def load_study_data(url: str, name: str) -> StudyData:

@@ -20,10 +20,10 @@ from objectives import COMBINATION, layer_names, path_part
 from storage import write_atomic
 
 from . import _cost_tables
-from ._load import StudyData
+from ._load import StudyData, stage_of
 
 #: trials.csv columns before the parameters (``params_<name>``) and after them (spike rates in between)
-TRIAL_HEAD = ("study", "number", "state", *COMBINATION, "value")
+TRIAL_HEAD = ("study", "number", "state", "stage", *COMBINATION, "value")
 TRIAL_TAIL = ("duration_s", "epochs", "best_epoch", "test_acc")
 TRIAL_END = ("n_params", "train_samples_per_s", "stopped_early", "pruned_at", "failure", "weights_artifact",
              "datetime_start", "datetime_complete")
@@ -49,6 +49,7 @@ def _rates(values: list[float] | None) -> dict[str, float]:
 def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per trial of every study in ``data``, and the column order of ``trials.csv``.
 
+    ``stage`` is the comparison stage (``tune``, ``replicate``) of a trial of ``snn-study compare``;
     ``value`` is the trial's best validation accuracy (complete trials only);
     ``epochs`` the epochs it ran (its result, else the epochs it reported);
     ``spike_rate_<layer>`` the training spike rates of the best epoch for a
@@ -71,6 +72,7 @@ def trial_rows(data: StudyData) -> tuple[list[dict[str, Any]], list[str]]:
             "study": t.study,
             "number": t.number,
             "state": t.state,
+            "stage": t.stage or stage_of(t.study),
             **t.combination.as_dict(),
             "value": t.value,
             **{f"params_{p}": t.params.get(p) for p in param_names},

@@ -11,6 +11,7 @@ import collections
 import os
 import random
 import shlex
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +46,6 @@ MAX_CACHED_ENGINES = 8
 _T = TypeVar("_T")
 
 _URL_EXAMPLES = "use sqlite:///PATH.db or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -121,14 +121,12 @@ def parse(url: str, *, create: bool, read_only: bool = False) -> Target:
     path = Path(database).expanduser().resolve()
     if not create and not path.is_file():
         raise ConfigError(FIELD, shown, f"no study database at {path}; run a study first or fix the path")
-    if path.is_file() and path.stat().st_size > 0:
-        with path.open("rb") as f:
-            if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
-                raise ConfigError(
-                    FIELD,
-                    shown,
-                    f"{path} is not an SQLite database; point study.storage at a study database or a new file",
-                )
+    if path.is_file() and path.stat().st_size > 0 and not _is_sqlite(path):
+        raise ConfigError(
+            FIELD,
+            shown,
+            f"{path} is not an SQLite database; point study.storage at a study database or a new file",
+        )
     if create:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +180,28 @@ def read_only_url(url: URL, path: Path) -> URL:
     if media_read_only or (not os.access(path.parent, os.W_OK) and not shm.exists()):
         query["immutable"] = "1"
     return url.set(database="file:" + quote(str(path)), query=query)
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether the file at ``path`` is an SQLite database, asked of SQLite itself.
+
+    Not by reading its header: closing any descriptor of a file drops every POSIX lock the
+    process holds on it, those of its open SQLite connections included (SQLite keeps its own
+    descriptors open for that reason). Another process could then checkpoint and reset the
+    WAL under them, and the database is corrupt (a process running two stages of
+    ``snn-study compare`` did this).
+    """
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA schema_version")
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return True  # locked or unreadable: check_connection says which
+    except sqlite3.DatabaseError:  # "file is not a database"
+        return False
+    return True
 
 
 def engine_kwargs(target: Target) -> dict[str, Any]:

@@ -198,12 +198,16 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    "exit with its status (0: the study is complete)")
 
 
-def _study_config(args: argparse.Namespace):
+def _study_config(args: argparse.Namespace, compare: bool = False):
+    """The study config of ``--config`` or ``--preset`` with the flags' overrides; ``compare``: with a ``compare``
+    section (its defaults where the config has none)."""
     from objectives import apply_overrides
 
     from ._config import StudyConfig, load_preset
 
     raw = read_yaml(args.config) if args.config else load_preset(args.preset)
+    if compare and raw.get("compare") is None:
+        raw = {**raw, "compare": {}}
     overrides = parse_set(args.set)
     for flag, path in (("storage", "study.storage"), ("study_name", "study.name"), ("n_trials", "study.n_trials"),
                        ("workers", "study.workers"), ("launcher", "launcher.name")):
@@ -273,6 +277,7 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--device", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--stage", default=None, help=argparse.SUPPRESS)
 
 
 def _interruptible() -> None:
@@ -290,7 +295,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return worker_main(args.parent, args.index, args.device, args.quiet, args.debug)
+    return worker_main(args.parent, args.index, args.device, args.quiet, args.debug, args.stage)
 
 
 # ---- best / list / dashboard ---------------------------------------------------------------
@@ -314,9 +319,11 @@ def _best_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_best(args: argparse.Namespace) -> int:
     from objectives import ConfigError
-    from storage import open_storage
+    from reports import ranking_lines
+    from storage import open_storage, study_names
 
     from ._best import export, parse_by
+    from ._compare import comparison_names, comparison_result
     from ._pareto import export_pareto, several_objectives
 
     by = parse_by(args.by or "neuron,surrogate,backprop")
@@ -330,9 +337,13 @@ def _cmd_best(args: argparse.Namespace) -> int:
                               "several objectives exports its Pareto set: leave --by out")
         written = export_pareto(storage, args.study, out)
     else:
-        written = export(storage, args.study, out, by)
+        is_comparison = args.study in comparison_names(study_names(storage, args.study))
+        comparison = comparison_result(args.storage, args.study) if is_comparison else None
+        written = export(storage, args.study, out, by, comparison)
     for path in written:
         print(path)
+    if comparison is not None:
+        print("\n".join(ranking_lines(comparison)))
     return EXIT_OK
 
 
@@ -343,6 +354,7 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     from storage import list_studies, shown_url
 
+    from ._compare import comparison_lines
     from ._pareto import pareto_size
     from ._slurm import launch_lines
 
@@ -360,7 +372,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         elif r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
             best += " (" + ",".join(d.lower()[:3] for d in r["directions"]) + ")"
         print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
-    for line in launch_lines(args.storage):
+    for line in [*launch_lines(args.storage), *comparison_lines(args.storage, [r["name"] for r in rows])]:
         print(line)
     return EXIT_OK
 
@@ -449,12 +461,94 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     import optuna
 
-    from reports import export, print_report
+    from reports import export, format_comparison, print_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     report = export(args.storage, args.study, args.out, formats=args.format, layout=args.layout,
                     dashboard=not args.no_dashboard, artifacts=args.artifacts, force=args.force)
+    if report.comparison is not None:
+        print(format_comparison(report.comparison))
     print_report(report)
+    return EXIT_OK
+
+
+# ---- compare -------------------------------------------------------------------------------
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    from storage import DEFAULT_URL
+
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="study config (YAML) with a compare section (or its defaults)")
+    source.add_argument("--preset", metavar="NAME", help="a built-in comparison: compare-quick, mnist-compare")
+    source.add_argument("--study", metavar="NAME", help="with --report: an existing comparison, read without running")
+    p.add_argument("--report", action="store_true",
+                   help="print the ranking of the comparison --study names (and write it with --out)")
+    p.add_argument("--out", metavar="DIR", help="also write the report there: comparison.csv, comparison.json, "
+                                                "index.html with the forest plot, and the study's tables")
+    p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL (default: the config's, else {DEFAULT_URL})")
+    p.add_argument("--study-name", metavar="NAME", help="comparison name (default: the config's study.name)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (both stages)")
+    p.add_argument("--devices", metavar="LIST", help="spread the workers over devices, e.g. cuda:0,cuda:1")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a field, e.g. compare.seeds=3, compare.trials_per_cell=4, training.epochs=3")
+    p.add_argument("--quiet", action="store_true", help="log lines only: no progress bar, no per-epoch lines")
+    p.add_argument("--no-dashboard", action="store_true", help="with --out: no note or figures into the studies")
+    p.set_defaults(n_trials=None)
+
+
+def _compare_help() -> str:
+    from ._stages import DEFAULT_SEEDS, METRICS, CompareSettings
+
+    d = CompareSettings()
+    return "\n".join([
+        "the compare section of a study config (every field optional):",
+        "  compare:",
+        f"    trials_per_cell: {d.trials_per_cell:<5} # stage tune: trials every cell gets from study.sampler, pruned "
+        "only within the cell",
+        f"    seeds: {DEFAULT_SEEDS:<15} # stage replicate: a count n (training.seed+1 .. +n) or a list, the same in "
+        "every cell",
+        f"    alpha: {d.alpha:<15} # level of the paired t-tests (Holm-corrected) and 1 - confidence of the intervals",
+        f"    metric: {d.metric:<14} # what is ranked: {', '.join(METRICS)} of each replicate",
+        "stage tune: <name>::tune::<neuron>/<surrogate>/<backprop>, stage replicate: <name>::replicate::<cell>.",
+        "The same command again resumes; --study NAME --report prints the ranking of a comparison.",
+        "",
+        _registry_help(),
+    ])
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import optuna
+
+    from reports import export, format_comparison, print_report
+    from storage import DEFAULT_URL, open_storage, shown_url
+
+    from ._compare import compare, comparison_result
+    from ._limits import check_machine
+
+    if args.study is not None or args.report:
+        if args.study is None or not args.report:
+            raise UsageError("--study NAME --report go together: they print an existing comparison without running")
+        url, name = args.storage or DEFAULT_URL, args.study
+    else:
+        _interruptible()
+        cfg = _study_config(args, compare=True)
+        check_machine(cfg)
+        _check_datasets(cfg)
+        open_storage(cfg.study.storage, heartbeat_interval=None)  # a bad or unreachable storage: exit 2 first
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        code = compare(cfg, quiet=args.quiet, debug=args.debug)
+        if code != 0:
+            return code
+        url, name = cfg.study.storage, cfg.study.name
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(format_comparison(comparison_result(url, name)))
+    if args.out is not None:
+        print_report(export(url, name, args.out, dashboard=not args.no_dashboard))
+    else:
+        shown = shlex.quote(shown_url(url))
+        print(f"the report (forest plot, CSV, JSON): snn-study compare --study {shlex.quote(name)} --report "
+              f"--storage {shown} --out DIR", file=sys.stderr)
     return EXIT_OK
 
 
@@ -462,6 +556,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run (or resume) a study over neuron x surrogate x backprop", _run_args, _cmd_run),
+    "compare": ("compare every neuron x surrogate x backprop with equal tuning and repeated seeds (or resume)",
+                _compare_args, _cmd_compare),
     "train": ("train one configuration (no study)", _train_args, _cmd_train),
     "best": ("export the best configuration of each group as a run config", _best_args, _cmd_best),
     "list": ("list the studies in a storage", _list_args, _cmd_list),
@@ -483,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             **listed,
             description=help_text,
-            epilog=_registry_help() if name in ("train", "run") else None,
+            epilog=_compare_help() if name == "compare" else _registry_help() if name in ("train", "run") else None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

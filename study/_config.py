@@ -31,9 +31,10 @@ from ._pruners import PRUNERS, PrunerConfig
 from ._samplers import SAMPLERS
 from ._space import SearchSpace
 from ._spawn import WORKERS_PER_CPU, max_workers
+from ._stages import CompareSettings
 from ._yaml import load
 
-PRESETS = ("quick", "mnist-grid", "mnist-tpe")
+PRESETS = ("quick", "mnist-grid", "mnist-tpe", "compare-quick", "mnist-compare")
 #: combinations a grid study may queue (each is a trial in the database); 4 neurons x 8 surrogates x 3 backprop
 #: methods are 96, and a grid of more than this many trials is better searched by a sampler
 MAX_GRID = 10_000
@@ -74,12 +75,17 @@ class StudyConfig:
     raw: Mapping[str, Any]
     #: where the workers run (``launcher`` section): this machine, or a Slurm job array
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    #: the ``compare`` section (``snn-study compare``), ``None`` when the config has none
+    compare: CompareSettings | None = None
+    #: a stage of a comparison (``study._stages``): its name and ``(study name, search space)`` of each study
+    stage: str | None = None
+    stage_studies: tuple[tuple[str, SearchSpace], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> StudyConfig:
         """Build and check a study config from parsed YAML."""
         data = dict(data or {})
-        allowed = ("study", *SECTIONS, "search", "launcher")
+        allowed = ("study", *SECTIONS, "search", "launcher", "compare")
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise ConfigError(unknown[0], data[unknown[0]], f"unknown section; allowed: {', '.join(allowed)}")
@@ -89,22 +95,26 @@ class StudyConfig:
         if not isinstance(search, Mapping):
             raise ConfigError("search", search, "expected a mapping of run-config fields to choices, ranges or values")
         space = SearchSpace(base, search)
+        compare = CompareSettings.from_value(data["compare"], base.training.seed) if "compare" in data else None
         n_grid = space.grid_size()  # counted, not listed: only a grid sampler's grid is ever listed
         if SAMPLERS[settings.sampler].queued_grid:
             if n_grid > MAX_GRID:
                 raise ConfigError("search", f"{n_grid} combinations", f"the grid sampler queues one trial per "
                                   f"combination, at most {MAX_GRID}; search fewer values or use study.sampler: tpe")
             settings = dataclasses.replace(settings, n_trials=n_grid)
-        elif settings.n_trials is None:
+        elif settings.n_trials is None and compare is None:
             raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
-        if settings.per_combination:
+        if settings.per_combination or compare is not None:
             for path in COMBINATION_PATHS:
                 if not any(c.path == path for c in space.categorical) and len(space.choices(path)) != 1:
-                    raise ConfigError("study.per_combination", True, f"needs {path} in search or fixed")
-        return cls(settings, space, data, LauncherConfig.from_value(data.get("launcher")))
+                    field = "compare" if compare is not None else "study.per_combination"
+                    raise ConfigError(field, True, f"needs {path} in search or fixed")
+        return cls(settings, space, data, LauncherConfig.from_value(data.get("launcher")), compare)
 
     def studies(self) -> list[tuple[str, SearchSpace]]:
         """``(study name, search space)`` for each study this config runs: one, or one per combination."""
+        if self.stage is not None:
+            return list(self.stage_studies)
         if not self.study.per_combination:
             return [(self.study.name, self.search)]
         return [(cell_study_name(self.study.name, c), self.search.restricted(c)) for c in self.search.combinations()]
@@ -114,16 +124,30 @@ class StudyConfig:
         """Whether the study runs every categorical combination once, from Optuna's queue (``grid``)."""
         return SAMPLERS[self.study.sampler].queued_grid
 
+    @property
+    def queued(self) -> bool:
+        """Whether every trial of a study comes from Optuna's queue, each claimed by one worker: the grid's
+        combinations, or a comparison stage's trials (exactly its budget per cell, never one more)."""
+        return self.queued_grid or self.stage is not None
+
+    def queue(self, space: SearchSpace) -> list[dict[str, Any]]:
+        """The parameters of each trial a queued study over ``space`` runs; ``{}`` leaves them to the sampler."""
+        if self.stage == "tune" and self.compare is not None:
+            return [{}] * self.compare.trials_per_cell
+        return space.grid()
+
     def target(self, space: SearchSpace) -> int:
         """Finished trials one study of this config should reach."""
-        if self.queued_grid or self.study.n_trials is None:  # from_dict sets n_trials for every other sampler
-            return space.grid_size()
+        if self.queued or self.study.n_trials is None:  # from_dict sets n_trials for every other sampler
+            return len(self.queue(space))
         return self.study.n_trials
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as given, with the ``study`` section resolved (storage, name, trials)."""
+        """The config as given, with the ``study`` section resolved (storage, name, trials), and ``compare`` (seeds)."""
         out = dict(self.raw)
         out["study"] = plain(dataclasses.asdict(self.study))
+        if self.compare is not None:
+            out["compare"] = plain(dataclasses.asdict(self.compare))
         return out
 
 

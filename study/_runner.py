@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from ._objectives import check_study, directions, prunes, score
 from ._pruners import make_pruner
 from ._samplers import make_sampler
 from ._space import SearchSpace
+from ._stages import stage_config
 
 POLL_SECONDS = 2.0
 CLAIM_RETRY_SECONDS = 0.2
@@ -120,22 +122,28 @@ def prepare(cfg: StudyConfig, storage) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable in use since Optuna 3.2
             study.set_metric_names(list(cfg.study.objectives))
         study.set_user_attr(STUDY_CONFIG_ATTR, _guard.stored_config(cfg))
-        if cfg.queued_grid:
-            queue_missing(study, space)
+        if cfg.queued:
+            queue_missing(study, space, cfg.queue(space))
 
 
-def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
-    """Enqueue each grid combination that has no trial done, running or waiting; returns how many."""
-    keys = [c.key for c in space.categorical]
-    covered = set()
+def queue_missing(study: optuna.Study, space: SearchSpace, wanted: list[dict[str, Any]] | None = None) -> int:
+    """Enqueue each trial of ``wanted`` (default: every grid combination of ``space``) that no trial done, running
+    or waiting stands for; returns how many. A trial stands for one wanted trial with the same values of the wanted
+    parameters: ``{}`` stands for any trial, so n of them top the study up to n trials."""
+    wanted = space.grid() if wanted is None else wanted
+    keys = sorted({k for params in wanted for k in params})
+    covered: Counter[tuple] = Counter()
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.WAITING and not _guard.claimable(space, _queued(t)):
             continue  # another config's queued trial (see _claim_queued) covers none of ours
         if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
-            covered.add(_param_key(_queued(t), keys))
+            covered[_param_key(_queued(t), keys)] += 1
     added = 0
-    for params in space.grid():
-        if _param_key(params, keys) not in covered:
+    for params in wanted:
+        key = _param_key(params, keys)
+        if covered[key]:
+            covered[key] -= 1
+        else:
             study.enqueue_trial(params)
             added += 1
     return added
@@ -184,8 +192,10 @@ class _Reporter:
 
 
 def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bool = False,
-         on_trial: Callable[[], None] | None = None) -> None:
-    """One worker: run trials of every study of ``cfg`` until each has its target done."""
+         on_trial: Callable[[], None] | None = None, fit: Callable | None = None) -> None:
+    """One worker: run trials of every study of ``cfg`` until each has its target done.
+
+    ``fit`` replaces the training of each trial (``objectives.Objective``'s ``fit``: a test's fake)."""
     storage = _open(cfg)
     epoch_log = EpochLog(cfg.study.storage)
     store = artifact_store(cfg.study.storage, cfg.study.artifacts)
@@ -195,19 +205,19 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             study = _create_or_load(cfg, name, space, storage, worker)
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
-            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
-                                             score=score(cfg.study.objectives))
+            objective = _in_stage(objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
+                                                       score=score(cfg.study.objectives), fit=fit), cfg.stage)
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study, storage, cfg.study.grace_period)
                 p = progress(study, space)
                 if p.done >= target:
                     break
-                if p.waiting == 0 and p.running == 0 and cfg.queued_grid:
-                    queue_missing(study, space)  # combinations whose trial was interrupted
+                if p.waiting == 0 and p.running == 0 and cfg.queued:
+                    queue_missing(study, space, cfg.queue(space))  # trials that were interrupted
                     continue
-                if p.waiting or (not cfg.queued_grid and p.done + p.running < target):
-                    ran = run_one(study, storage, objective, grid=cfg.queued_grid, reporter=reporter, space=space)
+                if p.waiting or (not cfg.queued and p.done + p.running < target):
+                    ran = run_one(study, storage, objective, grid=cfg.queued, reporter=reporter, space=space)
                     if ran and on_trial is not None:
                         on_trial()
                     elif not ran:
@@ -228,8 +238,21 @@ def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
     return on_epoch
 
 
-def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: objectives.Objective, grid: bool,
-            reporter: _Reporter, space: SearchSpace | None = None) -> bool:
+def _in_stage(objective: Callable[[optuna.Trial], Any], stage: str | None) -> Callable[[optuna.Trial], Any]:
+    """``objective``, recording first in each trial the comparison stage it belongs to (when there is one)."""
+    if stage is None:
+        return objective
+
+    def staged(trial: optuna.Trial) -> Any:
+        for name, value in TrialRecord.attrs(stage=stage).items():
+            trial.set_user_attr(name, value)
+        return objective(trial)
+
+    return staged
+
+
+def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Callable[[optuna.Trial], Any],
+            grid: bool, reporter: _Reporter, space: SearchSpace | None = None) -> bool:
     """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
 
     Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
@@ -318,8 +341,10 @@ def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
         thread.join()
 
 
-def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
-    """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code."""
+def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False, fit: Callable | None = None) -> int:
+    """``snn-study run``: prepare the studies, run the workers, print where things stand. Returns an exit code.
+
+    ``fit`` replaces each trial's training, in this process only (one worker): the seam for tests."""
     storage = _open(cfg)
     preflight(cfg, storage)
     prepare(cfg, storage)
@@ -330,7 +355,7 @@ def run(cfg: StudyConfig, quiet: bool = False, debug: bool = False) -> int:
     if cfg.study.workers == 1:
         device = cfg.study.devices[0] if cfg.study.devices else None
         try:
-            work(cfg, 0, device, quiet, on_trial=bar.update)
+            work(cfg, 0, device, quiet, on_trial=bar.update, fit=fit)
         except KeyboardInterrupt as exc:
             bar.close()
             return _interrupted(cfg, storage, exc)
@@ -349,6 +374,8 @@ def _run_processes(cfg: StudyConfig, storage, bar: _Bar, debug: bool = False) ->
     commands = []
     for i in range(cfg.study.workers):
         args = [sys.executable, "-m", "study", "_worker", "--index", str(i + 1)]
+        if cfg.stage is not None:
+            args += ["--stage", cfg.stage]
         if debug:
             args.append("--debug")
         if cfg.study.devices:
@@ -441,8 +468,10 @@ class _Bar:
             self.tqdm.close()
 
 
-def worker_main(parent: int, index: int, device: str | None, quiet: bool, debug: bool = False) -> int:
-    """Entry of a worker process started by :func:`run` (``snn-study _worker``), its study config on stdin.
+def worker_main(parent: int, index: int, device: str | None, quiet: bool, debug: bool = False,
+                stage: str | None = None) -> int:
+    """Entry of a worker process started by :func:`run` (``snn-study _worker``), its study config on stdin;
+    ``stage`` names the comparison stage the worker runs (``study._stages``).
 
     A lost database connection ends the worker with one line, not a traceback:
     its trial is failed by the heartbeat (or on resume) and re-run. SIGTERM (also sent
@@ -453,6 +482,8 @@ def worker_main(parent: int, index: int, device: str | None, quiet: bool, debug:
     cfg = StudyConfig.from_dict(json.loads(spec))
     threading.excepthook = _one_line_thread_errors(index)
     try:
+        if stage is not None:
+            cfg = stage_config(cfg, stage, _open(cfg))
         work(cfg, index, device, quiet)
     except KeyboardInterrupt as exc:
         if isinstance(exc, _spawn.Terminated):

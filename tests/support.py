@@ -115,8 +115,10 @@ def load(path: Path, name="grid8") -> optuna.Study:
 
 
 GRID, PER_COMBO = "grid8", "pc"
+#: the figures of the test studies' reports; Optuna's parameter importance is skipped with a note on studies of
+#: fewer than reports.MIN_IMPORTANCE_TRIALS complete trials, as these are
 FIGURES = ("val_curves", "heatmap", "distributions", "spike_rates", "membrane", "raster", "cost_accuracy",
-           "layer_spikes", "latency", "optuna_history", "optuna_importance", "optuna_parallel")
+           "layer_spikes", "latency", "optuna_history", "optuna_parallel")
 FIGURE_COLUMNS = {"study", "number", "state", "neuron", "surrogate", "backprop", "value", "duration_s", "epochs",
                   "test_acc", "spike_rate_conv1", "spike_rate_conv2", "spike_rate_output", "pruned_at", "failure"}
 
@@ -198,3 +200,52 @@ def built_pareto_study(tmp_path_factory) -> Path:
         (root / "run.stderr").write_text(proc.stderr)
         (root / "done").write_text("")
     return root
+
+
+def fake_fit(effect, noise: float = 0.005):
+    """A stand-in for a trial's training (``objectives.Objective``'s ``fit``): a function of the configuration plus
+    seeded noise, instantly.
+
+    The validation accuracy after epoch e is ``level * (1 - 0.5**e)``, with ``level = 0.6 + effect(config)
+    - 0.1 |log10(lr / 0.01)|`` plus noise drawn from the seed and the hyperparameters only: in two cells that try
+    the same hyperparameters the curves differ by the cells' effects alone. The test accuracy adds noise drawn
+    from the seed and the cell, as replicates of different cells are different runs.
+    """
+    import math
+    import random
+
+    from objectives import EpochMetrics, TrainResult
+
+    def fit(cfg, on_epoch, keep_weights):
+        hyper = (cfg.training.seed, cfg.training.lr, cfg.model.beta)
+        level = 0.6 + effect(cfg) - 0.1 * abs(math.log10(cfg.training.lr / 0.01)) + random.Random(repr(hyper)).gauss(
+            0, noise)
+        history = []
+        for epoch in range(1, cfg.training.epochs + 1):
+            m = EpochMetrics(epoch=epoch, train_loss=1 / epoch, train_acc=level, val_acc=level * (1 - 0.5**epoch),
+                             spike_rates=(0.1, 0.05, 0.2), seconds=0.0, train_samples_per_s=1.0)
+            history.append(m)
+            on_epoch(m)
+        best = max(history, key=lambda m: m.val_acc)
+        cell = (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop)
+        test = level + random.Random(repr((*hyper, *cell))).gauss(0, noise)
+        return TrainResult(val_acc=best.val_acc, best_epoch=best.epoch, test_acc=test, epochs=len(history),
+                           seconds=0.0, train_samples_per_s=1.0, spike_rates=best.spike_rates, n_params=1,
+                           costs=_fake_costs(test, cfg.model.num_steps),
+                           val_costs=_fake_costs(best.val_acc, cfg.model.num_steps), history=history)
+
+    return fit
+
+
+def _fake_costs(accuracy: float, steps: int):
+    """What a fake trial's network costs: nothing, read out at any step with ``accuracy``."""
+    from objectives import CostMetrics
+
+    layers, nothing = ("conv1", "conv2", "output"), (0.0, 0.0, 0.0)
+    return CostMetrics(n_samples=1, num_steps=steps, layers=layers, layer_neurons=(1, 1, 1),
+                       layer_spikes_per_sample=nothing, layer_activation_sparsity=(1.0, 1.0, 1.0),
+                       layer_dead_fraction=(1.0, 1.0, 1.0), layer_saturated_fraction=nothing,
+                       layer_effective_macs=nothing, layer_effective_acs=nothing, layer_dense_synops=nothing,
+                       spikes_per_sample=0.0, activation_sparsity=1.0, effective_macs=0.0, effective_acs=0.0,
+                       synops=0.0, dense_synops=0.0, footprint_bytes=0, connection_sparsity=0.0,
+                       energy_proxy_uj=0.0, accuracy_by_step=(accuracy,) * steps, accuracy=accuracy, decision_step=1)

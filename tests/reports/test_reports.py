@@ -14,7 +14,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
 from support import (
     FIGURE_COLUMNS,
     FIGURES,
@@ -73,6 +74,7 @@ def test_the_report_folder_has_the_tables_every_figure_one_plotly_js_and_an_inde
         text = page.read_text()
         assert 'src="../plotly.min.js"' in text and len(text) < 500_000, page.name
     assert "synaptic" in index and "Summary per neuron" in index
+    assert "parameter importances need at least 20" in index  # too few trials for Optuna's importance: said so
     for key in FIGURES:  # each figure: a heading, its text, and the figure embedded in the index
         assert f'id="{key}"' in index and f'id="figure-{key}"' in index
 
@@ -234,11 +236,20 @@ def test_importances_need_enough_complete_trials_and_include_the_combination(gri
     merged = reports.merged_study(data)
     complete = len(merged.get_trials(states=(TrialState.COMPLETE,)))
     records, why = reports.importance_records(merged)
-    if complete >= 5:
-        assert why is None and abs(sum(r["importance"] for r in records) - 1) < 1e-9
-        assert {r["param"] for r in records} <= {"neuron", "surrogate", "backprop"}
-    else:
-        assert records == [] and "need at least 5" in why
+    assert complete < reports.MIN_IMPORTANCE_TRIALS  # the test study is small: no importance, and a note why
+    assert records == [] and f"{complete} complete trials; parameter importances need at least 20" == why
+
+
+def test_importances_of_a_study_large_enough_sum_to_one_and_say_what_optuna_warned():
+    x, y = FloatDistribution(0, 1), FloatDistribution(0, 1)
+    study = optuna.create_study(direction="maximize")
+    for i in range(29):
+        study.add_trial(create_trial(value=i / 29, params={"x": i / 29}, distributions={"x": x}))
+    # one trial with a parameter the others lack: a regime of one trial, which PED-ANOVA warns about
+    study.add_trial(create_trial(value=0.5, params={"x": 0.5, "y": 0.5}, distributions={"x": x, "y": y}))
+    records, caveat = reports.importance_records(study)
+    assert records[0]["param"] == "x" and abs(sum(r["importance"] for r in records) - 1) < 1e-9
+    assert caveat.startswith("Optuna warns: ") and "Some regimes for parameter `y` have less than 2 trials" in caveat
 
 
 def test_a_study_with_no_finished_trial_yet_merges_to_an_empty_study(db):
@@ -306,7 +317,9 @@ def test_a_study_on_postgresql_is_reported_from_the_server(tmp_path, postgres_ur
     assert proc.returncode == 0, proc.stderr
     assert len(rows(out / "trials.csv")) == 8 and len(rows(out / "summary.csv")) == 8
     # the weights come from the artifact folder the study config named
-    assert (out / "figures" / "raster.html").exists() and "skipped" not in proc.stderr
+    skipped = [line for line in proc.stderr.splitlines() if "skipped" in line]
+    assert (out / "figures" / "raster.html").exists() and len(skipped) == 1  # only Optuna's importance: 8 trials
+    assert skipped[0].startswith("snn-study report: skipped Parameter importances: ") and "at least 20" in skipped[0]
     assert "saved a note and 3 figures for optuna-dashboard in 1 study" in proc.stderr
 
 

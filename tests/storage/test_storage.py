@@ -333,6 +333,29 @@ def test_a_file_that_is_not_sqlite_is_a_config_error(tmp_path):
         storage.EpochLog(sqlite_url(path))
 
 
+def test_opening_a_database_again_keeps_the_locks_of_the_connections_this_process_has_on_it(tmp_path):
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. A check of the URL that
+    opened and closed the file itself let another process take the database from under this one's open
+    connections (two stages of ``snn-study compare`` in one process corrupted the database)."""
+    path = tmp_path / "study.db"
+    storage.open_storage(sqlite_url(path), heartbeat_interval=None)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM studies").fetchall()  # a read transaction: a shared lock on the file
+
+    def leave_wal_from_another_process() -> str:
+        code = (f"import sqlite3; db = sqlite3.connect({str(path)!r}, timeout=0); "
+                "print(db.execute('PRAGMA journal_mode=DELETE').fetchall())")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        return proc.stdout + proc.stderr
+
+    assert "database is locked" in leave_wal_from_another_process()
+    storage.open_storage(sqlite_url(path), heartbeat_interval=None, create=False)
+    storage.EpochLog(sqlite_url(path), create=False)
+    assert "database is locked" in leave_wal_from_another_process()
+    reader.close()
+
+
 def test_opening_a_missing_database_without_create_is_a_config_error(tmp_path):
     path = tmp_path / "nope" / "s.db"
     with pytest.raises(ConfigError) as error:
