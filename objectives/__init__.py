@@ -48,15 +48,19 @@ from ._config import (
 from ._errors import ConfigError, TrainingDiverged
 from ._record import STUDY_CONFIG_ATTR, EpochMetrics, TrialRecord, layer_names, saved_artifacts
 from ._specs import (
+    BACKPROP_HELP,
     BACKPROPS,
     DATASET_NAMES,
     ENCODING_SPECS,
     ENGINES,
+    GAINS,
     LOSS_SPECS,
     NEURON_SPECS,
     OPTIMIZER_NAMES,
     RESET_MECHANISMS,
+    STEP_EVERY,
     SURROGATE_PARAMS,
+    SURROGATE_SCALES,
     SURROGATE_SPECS,
     EncodingSpec,
     LossSpec,
@@ -114,6 +118,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BACKPROPS",
+    "BACKPROP_HELP",
     "COMBINATION",
     "COMBINATION_PATHS",
     "CellStudy",
@@ -131,6 +136,7 @@ __all__ = [
     "EncodingSpec",
     "EpochMetrics",
     "FACTORS",
+    "GAINS",
     "GROUP_FIELDS",
     "LOSSES",
     "LOSS_SPECS",
@@ -146,10 +152,12 @@ __all__ = [
     "RESET_MECHANISMS",
     "SECTIONS",
     "STAGES",
+    "STEP_EVERY",
     "STUDY_CONFIG_ATTR",
     "STUDY_SEPARATOR",
     "SURROGATES",
     "SURROGATE_PARAMS",
+    "SURROGATE_SCALES",
     "SURROGATE_SPECS",
     "Split",
     "SurrogateSpec",
