@@ -21,7 +21,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import sqlalchemy.exc
@@ -92,10 +91,6 @@ def _open(cfg: StudyConfig):
     )
 
 
-def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
-    return tuple(repr(params.get(k)) for k in keys)
-
-
 def prepare(cfg: StudyConfig, storage) -> None:
     """Create every study of ``cfg`` (or load it) and queue the grid combinations it still lacks."""
     for name, space in cfg.studies():
@@ -109,16 +104,18 @@ def prepare(cfg: StudyConfig, storage) -> None:
 
 
 def queue_missing(study: optuna.Study, space: SearchSpace) -> int:
-    """Enqueue each grid combination that has no trial done, running or waiting; returns how many."""
-    keys = [c.key for c in space.categorical]
-    covered = set()
+    """Enqueue each grid combination that has no trial done, running or waiting; returns how many.
+
+    A combination's parameter names are those its trial draws them under (``alpha.backprop`` where the
+    neuron narrows the backprop methods), so a trial covers it when it holds each of them with its value."""
+    covered = []
     for t in study.get_trials(deepcopy=False):
         if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
             params = t.params or t.system_attrs.get("fixed_params", {})
-            covered.add(_param_key(params, keys))
+            covered.append({k: repr(v) for k, v in params.items()})
     added = 0
     for params in space.grid():
-        if _param_key(params, keys) not in covered:
+        if not any(all(p.get(k) == repr(v) for k, v in params.items()) for p in covered):
             study.enqueue_trial(params)
             added += 1
     return added
