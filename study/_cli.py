@@ -98,7 +98,8 @@ def _registry_help() -> str:
     lines.append("  every neuron's membrane at I); raw is snntorch's arithmetic")
     lines.append("model.surrogate_scale: normalized gives every surrogate with a width derivative 1 at the threshold")
     lines.append("  and 1/2 at model.surrogate_width (its half-width at half maximum); raw takes model.surrogate_args")
-    lines.append("surrogate parameters (model.surrogate_args; raw-scale defaults; [w]: set by the width when normalized):")
+    lines.append("surrogate parameters (model.surrogate_args; raw-scale defaults; [w]: set by the width when")
+    lines.append("  normalized):")
     for name, spec in SURROGATE_SPECS.items():
         args = ", ".join(f"{k}={v:g}" + (" [w]" if k in spec.width_params else "") for k, v in spec.params.items())
         width = "" if spec.width is not None else "  (no width: the same under either scale)"
