@@ -85,7 +85,7 @@ def svg(width: float, span: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=float, default=ModelConfig().surrogate_width)
-    parser.add_argument("--span", type=float, default=3.0, help="the x axis runs from -span to span")
+    parser.add_argument("--span", type=float, default=2.0, help="the x axis runs from -span to span")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("surrogates.svg"))
     parser.add_argument("--browser", default="chromium", help="renders the PNG beside the SVG (skipped if absent)")
     args = parser.parse_args()
