@@ -14,11 +14,13 @@ Every run uses the run-config defaults (gain matched, normalized surrogates at o
 standardized pixels, one step per batch) unless ``--set`` overrides a field for every run.
 Each run also prints the gradient norm of every weight after the first batch (a surrogate or
 neuron whose gradient vanishes shows there) and the layers' spike rates. ``--log FILE`` keeps
-one JSON line per run and skips runs already there, so an interrupted benchmark resumes.
+one JSON line per run and skips runs already there, so an interrupted benchmark resumes; several
+processes may each run some rows (``--only``) into their own log, and ``--report`` with every log
+prints the tables of what they hold.
 
     python benchmarks/learnability.py [--data DIR] [--train 10000] [--seeds 0 1 2]
         [--table neurons --table surrogates --table backprop] [--set model.surrogate_width=0.5 ...]
-        [--only leaky/atan/bptt/batch] [--log runs.jsonl] [--json]
+        [--only leaky/atan/bptt/batch] [--log runs.jsonl ...] [--report] [--json]
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def key_of(row: tuple[str, ...], seed: int, overrides: list[str]) -> str:
 
 
 def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):5.2f} ± {100 * std:4.2f}"
+    if len(values) == 1:
+        return f"{100 * values[0]:5.2f} (one seed)"
+    return f"{100 * statistics.mean(values):5.2f} ± {100 * statistics.stdev(values):4.2f}"
 
 
 def main() -> int:
@@ -108,7 +111,10 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], help="override a field for every run")
     parser.add_argument("--only", action="append", default=[],
                         help="rows neuron/surrogate/backprop/step_every, e.g. leaky/atan/bptt/batch")
-    parser.add_argument("--log", type=Path, help="one JSON line per run; runs already there are not run again")
+    parser.add_argument("--log", type=Path, action="append", default=[],
+                        help="one JSON line per run; runs already there are not run again (several: all are read, "
+                             "the last is written)")
+    parser.add_argument("--report", action="store_true", help="run nothing: the tables of the runs the logs hold")
     parser.add_argument("--json", action="store_true", help="print every run as one JSON list on stdout")
     args = parser.parse_args()
 
@@ -117,20 +123,22 @@ def main() -> int:
         tables = {"only": [tuple(o.split("/")) for o in args.only]}  # type: ignore[misc]
     base = {"dataset": {"root": args.data, "train_subset": args.train, "download": False}, "training": {"epochs": 1}}
     done: dict[str, dict] = {}
-    if args.log and args.log.exists():
-        for line in args.log.read_text().splitlines():
+    for log in args.log:
+        for line in log.read_text().splitlines() if log.exists() else []:
             if line.strip():
                 entry = json.loads(line)
                 done[entry["key"]] = entry
     print(f"# {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); {args.train} training images, 1 epoch, seeds {args.seeds}; "
           f"overrides: {' '.join(args.set) or 'none'}", file=sys.stderr, flush=True)
-    results: dict[tuple, list[dict]] = {}
+    results: dict[tuple, dict[int, dict]] = {}  # row -> seed -> run (a row in two tables runs once)
     for rows in tables.values():
         for row in rows:
             neuron, surrogate, backprop, step_every = row
             for seed in args.seeds:
                 key = key_of(row, seed, args.set)
+                if key not in done and args.report:
+                    continue
                 if key not in done:
                     overrides = {"model.neuron": neuron, "model.surrogate": surrogate, "training.backprop": backprop,
                                  "training.step_every": step_every, "training.seed": seed, **parse_set(args.set)}
@@ -138,10 +146,12 @@ def main() -> int:
                     done[key] = {"key": key, "row": list(row), "seed": seed, "overrides": args.set,
                                  **run_one(cfg)}
                     if args.log:
-                        with args.log.open("a") as f:
+                        with args.log[-1].open("a") as f:
                             f.write(json.dumps(done[key]) + "\n")
                 r = done[key]
-                results.setdefault(row, []).append(r)
+                if seed in results.setdefault(row, {}):
+                    continue
+                results[row][seed] = r
                 print(f"{'/'.join(row):<52} seed {seed}  val {r['val_acc']:6.2%}  {r['seconds']:6.1f}s  "
                       f"grad norms {' '.join(f'{g:.1e}' for g in r['grad_norms'])}  "
                       f"spikes {' '.join(f'{s:.3f}' for s in r['spike_rates'])}", file=sys.stderr, flush=True)
@@ -150,13 +160,17 @@ def main() -> int:
         print("| neuron | surrogate | backprop | step_every | val acc % | per seed | s |")
         print("|---|---|---|---|---|---|---|")
         for row in rows:
-            runs = results[row]
+            by_seed = results.get(row, {})
+            runs = list(by_seed.values())
+            if not runs:
+                print(f"| {' | '.join(row)} | (not run) | | |")
+                continue
             vals = [r["val_acc"] for r in runs]
-            per_seed = " ".join(f"{100 * v:.2f}" for v in vals)
+            per_seed = " ".join(f"{seed}: {100 * r['val_acc']:.2f}" for seed, r in sorted(by_seed.items()))
             seconds = statistics.mean(r["seconds"] for r in runs)
             print(f"| {' | '.join(row)} | {mean_std(vals)} | {per_seed} | {seconds:.0f} |")
     if args.json:
-        print(json.dumps([r for runs in results.values() for r in runs]))
+        print(json.dumps([r for runs in results.values() for r in runs.values()]))
     return 0
 
 
