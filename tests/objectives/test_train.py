@@ -68,7 +68,9 @@ def test_a_nan_loss_raises_training_diverged(tiny):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_learns(tiny, loss):
-    tiny["training"].update(loss=loss, optimizer="adam", epochs=3)
+    # 4 epochs: at the fair defaults mse_count's spike-count targets take one more here (46.5 % after 3, 94.5 %
+    # after 4; the other losses pass after 3 either way)
+    tiny["training"].update(loss=loss, optimizer="adam", epochs=4)
     result = train(TrialConfig.from_dict(tiny))
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert result.val_acc > 0.5  # ten classes: chance is 0.1
