@@ -88,7 +88,10 @@ class Neuron(nn.Module):
         written into ``out`` when given. snntorch computes ``(U - U_thr > 0)``: for finite
         floats the same as ``U > U_thr``, here written straight into a float tensor (one
         kernel instead of three). Under a surrogate with a stochastic forward pass it is a
-        draw of whether that membrane spiked, with the surrogate's probability."""
+        draw of whether that membrane spiked, with the surrogate's probability: within a
+        window the drawn spikes are the next steps' resets; where a window starts (every
+        step of a one-step window, and :meth:`step`) the state carries no spike and the
+        reset is drawn again from the carried membrane, with the same probability."""
         out = torch.empty_like(mem) if out is None else out
         if self._sample is not None:
             return self._sample(mem - self.threshold, out=out)
