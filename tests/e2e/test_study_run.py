@@ -67,7 +67,9 @@ def test_best_then_train_reproduces_the_trials_validation_accuracy_exactly(tmp_p
 
 
 def test_best_by_neuron_writes_one_file_per_neuron(tmp_path):
-    assert cli("run", "--config", str(study_yaml(tmp_path)), "--quiet").returncode == 0
+    # no pruner: on this 5-step net the synaptic neuron (time constant 10 steps) trails the leaky one after the
+    # first epoch, and a pruner may leave it no complete trial to export
+    assert cli("run", "--config", str(study_yaml(tmp_path, pruner={"name": "none"})), "--quiet").returncode == 0
     out = tmp_path / "best"
     assert cli("best", "--study", "grid8", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--out", str(out),
                "--by", "neuron").returncode == 0
