@@ -1,7 +1,9 @@
 """Datasets, read once into tensors on the training device; batches are index slices.
 
 Images are scaled to [0, 1] once (the seed's ``Normalize((0,), (1,))``), which is
-also what rate encoding needs: a pixel's value is its spike probability.
+also what rate encoding needs: a pixel's value is its spike probability. Under
+``dataset.normalize`` (the default for a direct encoding) they are then standardized
+with the training split's mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ def load(cfg: DatasetConfig, device: torch.device | str = "cpu") -> Data:
     train = split(train_x, train_y, train_idx)
     val = split(train_x, train_y, val_idx)
     test = split(test_x[:test_n], test_y[:test_n])
-    if cfg.normalize:
+    # None: not resolved against the encoding (TrialConfig.resolved); the default encoding (direct) standardizes
+    if cfg.normalize or cfg.normalize is None:
         # statistics of the training split only: validation and test must not leak into them
         mean, std = train.x.mean(), train.x.std()
         for s in (train, val, test):

@@ -45,11 +45,11 @@ class Output:
 
 
 def make_neuron(cfg: ModelConfig) -> Neuron:
-    """One layer of ``cfg.neuron`` with the config's parameters and surrogate gradient."""
+    """One layer of ``cfg.neuron`` with the config's parameters, gain and surrogate gradient."""
     cls = NEURONS[cfg.neuron]
-    spike_fn = SURROGATES[cfg.surrogate].make(**cfg.surrogate_args)
+    spike_fn = SURROGATES[cfg.surrogate].build(cfg.surrogate_scale, cfg.surrogate_width, **cfg.surrogate_args)
     params = {name: getattr(cfg, name) for name in cls.spec.params}
-    return cls(spike_fn, threshold=cfg.threshold, reset_mechanism=cfg.reset_mechanism, **params)
+    return cls(spike_fn, threshold=cfg.threshold, reset_mechanism=cfg.reset_mechanism, gain=cfg.gain, **params)
 
 
 class ConvSNN(nn.Module):
@@ -161,8 +161,9 @@ class ConvSNN(nn.Module):
                     current = self.fc(h.flatten(1))
                 if state[i] is None:
                     state[i] = self.neuron(i).init_state(current)
-                # snntorch's classes take and return the state in the same order: (spk, *state)
-                h, *new = neuron(current, *state[i])
+                # snntorch's classes take and return the state in the same order: (spk, *state);
+                # they take the driven current (the input itself under the raw gain)
+                h, *new = neuron(self.neuron(i).drive(current), *state[i])
                 state[i] = tuple(new)
                 spikes[i].append(h)
                 mems[i].append(new[-1])

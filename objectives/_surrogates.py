@@ -22,6 +22,17 @@ the entry here is the corrected one (``snntorch_bug`` says what differs) and
   for neurons already ``B`` above threshold, where the fast-sigmoid derivative is
   below ``1/(1+kB)^2``; here, as in Perez-Nieves & Goodman (2021), the gradient
   is kept for membranes above ``U_thr - B`` and dropped for neurons far below.
+
+Two are not in snntorch: ``clipped_straight_through`` (the straight-through
+estimator of binary networks, gradient 1 only within ``window`` of the threshold)
+and ``escape_noise`` (Gygax & Zenke 2024: a stochastic neuron that spikes with
+probability ``sigmoid(k x)``, trained with that escape function's derivative).
+
+Under ``model.surrogate_scale: normalized`` (:meth:`Surrogate.normalized`) every
+surrogate with a width is built with the shape parameters its spec derives from the
+half-width at half maximum ``w`` and divided by its peak: derivative 1 at the
+threshold, 1/2 at ``|x| = w``. The stochastic spike operator and the identity
+straight-through estimator have no width: they are the same under either scale.
 """
 
 from __future__ import annotations
@@ -53,11 +64,61 @@ class _Spike(torch.autograd.Function):
         return grad_output * ctx.derivative(x), None
 
 
+class _EscapeSpike(torch.autograd.Function):
+    """A spike drawn with probability ``probability(x)`` forward; ``derivative(x)`` times the incoming
+    gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x, probability, derivative):
+        ctx.save_for_backward(x)
+        ctx.derivative = derivative
+        return _draw(probability(x))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.derivative(x), None, None
+
+
+def _draw(p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """1 with probability ``p``, else 0, written into ``out`` (a float tensor) when given. A uniform draw below
+    ``p`` is a Bernoulli draw; on a CPU it is some 3x faster than ``torch.bernoulli``."""
+    return torch.lt(torch.rand_like(p), p, out=torch.empty_like(p) if out is None else out)
+
+
 def _spike_fn(derivative: Callable[[torch.Tensor], torch.Tensor]) -> SpikeFn:
     def spike(x: torch.Tensor) -> torch.Tensor:
         return _Spike.apply(x, derivative)
 
+    # what the neurons' fused window multiplies by in its backward (Neuron.spike_derivative)
+    spike.derivative = derivative  # type: ignore[attr-defined]
     return spike
+
+
+def _escape_fn(probability: Callable[[torch.Tensor], torch.Tensor],
+               derivative: Callable[[torch.Tensor], torch.Tensor]) -> SpikeFn:
+    def spike(x: torch.Tensor) -> torch.Tensor:
+        return _EscapeSpike.apply(x, probability, derivative)
+
+    def sample(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A draw of the spike without autograd (the neurons' fused window and reset), into ``out``."""
+        return _draw(probability(x), out)
+
+    spike.derivative = derivative  # type: ignore[attr-defined]
+    spike.probability = probability  # type: ignore[attr-defined]
+    spike.sample = sample  # type: ignore[attr-defined]
+    return spike
+
+
+def _rescaled(spike_fn: SpikeFn, factor: float) -> SpikeFn:
+    """The same spike function with its backward's derivative times ``factor``."""
+    derivative = spike_fn.derivative  # type: ignore[attr-defined]
+
+    def scaled(x: torch.Tensor) -> torch.Tensor:
+        return derivative(x) * factor
+
+    probability = getattr(spike_fn, "probability", None)
+    return _spike_fn(scaled) if probability is None else _escape_fn(probability, scaled)
 
 
 def atan(alpha: float = 2.0) -> SpikeFn:
@@ -135,6 +196,34 @@ def _identity_primitive(x):
     return x.clone()
 
 
+def clipped_straight_through(window: float = 1.0) -> SpikeFn:
+    """Clipped straight-through estimator: ``S ~ clamp(x, -window, window)``, ``dS/dx = 1`` where
+    ``|x| <= window``, else 0 (the straight-through estimator of binarized networks: Hubara et al. 2016)."""
+    return _spike_fn(lambda x: (torch.abs(x) <= window).to(x.dtype))
+
+
+def _clipped_primitive(x, window=1.0):
+    return torch.clamp(x, -window, window)
+
+
+def escape_noise(slope: float = 4.0) -> SpikeFn:
+    """Escape noise (Gygax & Zenke 2024): forward, a spike with probability ``p = sigmoid(k x)``
+    (the neuron is stochastic; the mean of its spike is ``p``); backward, ``dp/dx = k p (1 - p)``."""
+
+    def probability(x):
+        return torch.sigmoid(slope * x)
+
+    def derivative(x):
+        p = torch.sigmoid(slope * x)
+        return slope * p * (1 - p)
+
+    return _escape_fn(probability, derivative)
+
+
+def _escape_noise_primitive(x, slope=4.0):
+    return torch.sigmoid(slope * x)
+
+
 def triangular(alpha: float = 0.5) -> SpikeFn:
     """Triangle of half-width ``1/alpha`` and area 1: ``dS/dx = alpha max(0, 1 - alpha|x|)``,
     the derivative of a piecewise quadratic (SpikingJelly's PiecewiseQuadratic)."""
@@ -150,8 +239,8 @@ def _triangular_primitive(x, alpha=0.5):
 
 @dataclass(frozen=True)
 class Surrogate:
-    """One registry entry: the factory and the smooth function it differentiates; the shape parameters
-    and their defaults are the entry's :class:`SurrogateSpec`."""
+    """One registry entry: the factory and the smooth function it differentiates; the shape parameters,
+    their defaults and the normalized family's rules are the entry's :class:`SurrogateSpec`."""
 
     name: str
     factory: Callable[..., SpikeFn]
@@ -172,6 +261,24 @@ class Surrogate:
                 f"surrogate {self.name!r} has no parameter {unknown[0]!r}; allowed: {', '.join(self.params) or 'none'}"
             )
         return self.factory(**{**self.params, **params})
+
+    def normalized(self, width: float, **params: float) -> SpikeFn:
+        """The spike function whose derivative is 1 at the threshold and 1/2 at ``width`` from it, with
+        ``params`` for the parameters the width does not set (for a surrogate with no width: :meth:`make`)."""
+        spec = SURROGATE_SPECS[self.name]
+        if spec.width is None:
+            return self.make(**params)
+        fixed = sorted(set(params) & set(spec.width_params))
+        if fixed:
+            raise ValueError(f"surrogate {self.name!r}: {fixed[0]!r} is set by the width under the normalized scale")
+        shape = {**self.params, **params, **spec.width(width)}
+        peak = spec.peak(**shape)
+        spike_fn = self.make(**shape)
+        return spike_fn if peak == 1.0 else _rescaled(spike_fn, 1 / peak)
+
+    def build(self, scale: str, width: float, **params: float) -> SpikeFn:
+        """The spike function under ``model.surrogate_scale`` ``scale`` (``width``: ``normalized`` only)."""
+        return self.normalized(width, **params) if scale == "normalized" else self.make(**params)
 
 
 SURROGATES: dict[str, Surrogate] = {
@@ -203,5 +310,12 @@ SURROGATES: dict[str, Surrogate] = {
             _triangular_primitive,
             snntorch_bug="constant +thr below and -thr above threshold: wrong sign and not a triangle",
         ),
+        Surrogate(
+            "clipped_straight_through",
+            clipped_straight_through,
+            _clipped_primitive,
+            kinks=(lambda window: -window, lambda window: window),
+        ),
+        Surrogate("escape_noise", escape_noise, _escape_noise_primitive),
     )
 }

@@ -2,8 +2,10 @@
 
 The three backprop methods are one mechanism with different window lengths
 (``BACKPROPS``, as snntorch defines them). Each window runs forward from the
-previous window's (detached) state, takes the loss over the window's outputs,
-and makes one optimizer step.
+previous window's (detached) state, takes the loss over the window's outputs and
+backpropagates it; ``training.step_every`` says whether the optimizer steps after
+every window (snntorch's TBPTT and RTRL) or once per batch on the windows' summed
+gradients (every method one update per batch).
 """
 
 from __future__ import annotations
@@ -84,31 +86,40 @@ def build_model(cfg: TrialConfig, data: Data | None = None) -> ConvSNN:
 def train_batch(model: ConvSNN, x: torch.Tensor, y: torch.Tensor, optimizer, cfg: TrialConfig):
     """Train on one batch with the config's backprop method.
 
+    Under ``step_every: window`` every window's gradient makes its own optimizer step;
+    under ``batch`` the windows' gradients accumulate (their sum) into one step at the end.
     Returns the mean loss over windows, the output spikes and membrane over all
     steps (detached, for accuracy) and the layers' spike rates, all as tensors so
     that nothing waits for the device here.
     """
     num_steps = cfg.model.num_steps
     window = BACKPROPS[cfg.training.backprop](cfg)
+    per_window = cfg.training.step_every == "window"
     encoding = ENCODINGS[cfg.model.encoding]
     loss_spec = LOSSES[cfg.training.loss]
     criterion = loss_spec.make()
     inputs = encoding.encode(x, num_steps)
 
+    # gradients start from None (not zeros): the first backward writes them, the later ones add
+    # (and a CUDA graph recorded from None writes them at every replay)
+    optimizer.zero_grad(set_to_none=True)
     state, losses, spikes, mems, rates = None, [], [], [], []
     for start in range(0, num_steps, window):
         steps = min(window, num_steps - start)
         chunk = inputs if encoding.static else inputs[start : start + steps]
         out = model(chunk, steps, state, static=encoding.static)
         loss = criterion(out.spikes if loss_spec.on == "spikes" else out.mem, y)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if per_window:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         state = detach_state(out.state)
         losses.append(loss.detach().reshape(()))
         spikes.append(out.spikes.detach())
         mems.append(out.mem.detach())
         rates.append(torch.stack(out.rates) * steps)
+    if not per_window:
+        optimizer.step()
     return torch.stack(losses).mean(), torch.cat(spikes), torch.cat(mems), torch.stack(rates).sum(0) / num_steps
 
 
@@ -237,7 +248,7 @@ def train(
     """
     t = cfg.training
     device = resolve_device(t.device)
-    data = data if data is not None else load(cfg.dataset, device)
+    data = data if data is not None else load(cfg.resolved().dataset, device)
     torch.manual_seed(t.seed)
     model = build_model(cfg, data).to(device)
     optimizer = make_optimizer(cfg, model, device)

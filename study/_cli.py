@@ -64,12 +64,15 @@ def read_yaml(path: str, what: str = "--config") -> dict[str, Any]:
 
 def _registry_help() -> str:
     from objectives import (
-        BACKPROPS,
+        BACKPROP_HELP,
         DATASET_NAMES,
         ENCODING_SPECS,
+        GAINS,
         LOSS_SPECS,
         NEURON_SPECS,
         OPTIMIZER_NAMES,
+        STEP_EVERY,
+        SURROGATE_SCALES,
         SURROGATE_SPECS,
     )
 
@@ -77,17 +80,29 @@ def _registry_help() -> str:
     for field, registry in (
         ("model.neuron", NEURON_SPECS),
         ("model.surrogate", SURROGATE_SPECS),
+        ("model.surrogate_scale", SURROGATE_SCALES),
+        ("model.gain", GAINS),
         ("model.encoding", ENCODING_SPECS),
-        ("training.backprop", BACKPROPS),
+        ("training.backprop", BACKPROP_HELP),
+        ("training.step_every", STEP_EVERY),
         ("training.loss", LOSS_SPECS),
         ("training.optimizer", OPTIMIZER_NAMES),
         ("dataset.name", DATASET_NAMES),
     ):
-        lines.append(f"  {field:<20} {', '.join(registry)}")
-    lines.append("surrogate parameters (model.surrogate_args):")
+        lines.append(f"  {field:<22} {', '.join(registry)}")
+    lines.append("backprop methods (training.backprop):")
+    for name, what in BACKPROP_HELP.items():
+        lines.append(f"  {name:<6} {what}")
+    lines.append("model.gain: matched divides the input current by the neuron's DC gain (a constant input I settles")
+    lines.append("  every neuron's membrane at I); raw is snntorch's arithmetic")
+    lines.append("model.surrogate_scale: normalized gives every surrogate with a width derivative 1 at the threshold")
+    lines.append("  and 1/2 at model.surrogate_width (its half-width at half maximum); raw takes model.surrogate_args")
+    lines.append("surrogate parameters (model.surrogate_args; raw-scale defaults; [w]: set by the width when")
+    lines.append("  normalized):")
     for name, spec in SURROGATE_SPECS.items():
-        args = ", ".join(f"{k}={v:g}" for k, v in spec.params.items()) or "none"
-        lines.append(f"  {name:<28} {args}")
+        args = ", ".join(f"{k}={v:g}" + (" [w]" if k in spec.width_params else "") for k, v in spec.params.items())
+        width = "" if spec.width is not None else "  (no width: the same under either scale)"
+        lines.append(f"  {name:<28} {args or 'none'}{width}")
     return "\n".join(lines)
 
 
@@ -229,6 +244,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from storage import open_existing, open_storage, shown_url
 
+    from ._config import MAX_GRID
     from ._launchers import launcher_for
     from ._limits import check_machine
     from ._objectives import pruner_shown
@@ -245,6 +261,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     open_storage(cfg.study.storage, heartbeat_interval=None)
     # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # a grid's impossible combinations are listed (a sampler never draws one, and a larger space is not listed)
+    excluded = cfg.search.excluded() if cfg.search.grid_size() <= MAX_GRID else []
+    if excluded:
+        # first, one line: the combinations no trial runs, and why (the run config refuses them)
+        print("snn-study run: leaving out the combinations that cannot learn by construction: "
+              + "; ".join(f"{which} ({why})" for which, why in excluded), file=sys.stderr)
     studies = cfg.studies()
     total = sum(cfg.target(s) for _, s in studies)
     print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "

@@ -101,7 +101,7 @@ class StudyConfig:
             if n_grid > MAX_GRID:
                 raise ConfigError("search", f"{n_grid} combinations", f"the grid sampler queues one trial per "
                                   f"combination, at most {MAX_GRID}; search fewer values or use study.sampler: tpe")
-            settings = dataclasses.replace(settings, n_trials=n_grid)
+            settings = dataclasses.replace(settings, n_trials=len(space.grid()))  # the possible combinations
         elif settings.n_trials is None and compare is None:
             raise ConfigError("study.n_trials", None, f"set how many trials the {settings.sampler!r} sampler runs")
         if settings.per_combination or compare is not None:

@@ -177,11 +177,15 @@ def check_artifacts(cfg: StudyConfig) -> None:
 
 def claimable(space: SearchSpace, params: Mapping[str, Any]) -> bool:
     """Whether a queued trial with ``params`` belongs to ``space``: each parameter one it suggests, within its
-    choices or range. Another config's queued trial is left waiting, never run (and failed) with this one."""
+    choices or range. Another config's queued trial is left waiting, never run (and failed) with this one.
+
+    A categorical is suggested under its key, or under ``<values>.<key>`` where earlier values narrow it.
+    """
     choices = {c.key: c.choices for c in space.categorical}
     for name, value in params.items():
-        if name in choices:
-            if value not in choices[name]:
+        key = name if name in choices else name.rpartition(".")[2]
+        if key in choices and (key == name or _range_of(space, name) is None):
+            if value not in choices[key]:
                 return False
             continue
         r = _range_of(space, name)

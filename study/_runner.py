@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -99,10 +98,6 @@ def _open(cfg: StudyConfig):
     )
 
 
-def _param_key(params: dict[str, Any], keys: list[str]) -> tuple:
-    return tuple(repr(params.get(k)) for k in keys)
-
-
 def preflight(cfg: StudyConfig, storage) -> None:
     """Refuse, before anything is written, a study that ``cfg`` must not join (another objective, another tool's,
     another config: :func:`_guard.check_joinable`) in ``storage`` (``None``: a database with no study yet) and an
@@ -128,21 +123,25 @@ def prepare(cfg: StudyConfig, storage) -> None:
 
 def queue_missing(study: optuna.Study, space: SearchSpace, wanted: list[dict[str, Any]] | None = None) -> int:
     """Enqueue each trial of ``wanted`` (default: every grid combination of ``space``) that no trial done, running
-    or waiting stands for; returns how many. A trial stands for one wanted trial with the same values of the wanted
-    parameters: ``{}`` stands for any trial, so n of them top the study up to n trials."""
+    or waiting stands for; returns how many.
+
+    A trial stands for a wanted one when it holds each of the wanted parameters with its value (a combination's
+    parameter names are those its trial draws them under: ``alpha.backprop`` where the neuron narrows the backprop
+    methods); ``{}`` stands for any trial, so n of them top a study up to n trials. A trial stands for one at most.
+    """
     wanted = space.grid() if wanted is None else wanted
-    keys = sorted({k for params in wanted for k in params})
-    covered: Counter[tuple] = Counter()
+    covering = []
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.WAITING and not _guard.claimable(space, _queued(t)):
             continue  # another config's queued trial (see _claim_queued) covers none of ours
         if _is_done(study, t) or t.state in (TrialState.RUNNING, TrialState.WAITING):
-            covered[_param_key(_queued(t), keys)] += 1
+            covering.append({k: repr(v) for k, v in _queued(t).items()})
     added = 0
     for params in wanted:
-        key = _param_key(params, keys)
-        if covered[key]:
-            covered[key] -= 1
+        match = next((i for i, held in enumerate(covering)
+                      if all(held.get(k) == repr(v) for k, v in params.items())), None)
+        if match is not None:
+            covering.pop(match)
         else:
             study.enqueue_trial(params)
             added += 1

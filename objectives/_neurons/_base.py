@@ -9,7 +9,7 @@ import torch
 from snntorch._neurons.neurons import SpikingNeuron
 from torch import nn
 
-from .._specs import RESET_MECHANISMS, NeuronSpec
+from .._specs import GAINS, RESET_MECHANISMS, NeuronSpec
 
 State = tuple[torch.Tensor, ...]
 
@@ -26,6 +26,12 @@ class Neuron(nn.Module):
     autograd node, whose backward is the subclass's :meth:`backward_window`.
     The neuron's own parameters (beta, alpha, threshold) are buffers: no gradient
     reaches them, in either path.
+
+    Under ``gain="matched"`` the input current is first multiplied by ``input_scale``,
+    the inverse of the neuron's DC gain (:meth:`drive`; each neuron's file derives its
+    gain), so a constant input ``I`` settles the membrane at ``I`` for any alpha and
+    beta; ``integrate`` and the snntorch class then see that driven current. Under
+    ``gain="raw"`` the current goes in as it comes: snntorch's arithmetic, exactly.
     """
 
     #: the neuron's name, config fields (besides threshold), default reset and rule
@@ -37,16 +43,34 @@ class Neuron(nn.Module):
     #: (updated in place): the input gradient is the membrane gradient
     emits_local: ClassVar[bool] = False
 
-    def __init__(self, spike_fn, threshold: float = 1.0, reset_mechanism: str | None = None):
+    def __init__(
+        self,
+        spike_fn,
+        threshold: float = 1.0,
+        reset_mechanism: str | None = None,
+        gain: str = "matched",
+        alpha: float = 0.0,
+        beta: float = 0.0,
+    ):
         super().__init__()
         reset_mechanism = reset_mechanism or self.spec.default_reset
         if reset_mechanism not in RESET_MECHANISMS:
             raise ValueError(
                 f"reset_mechanism={reset_mechanism!r} is not one of {', '.join(RESET_MECHANISMS)}"
             )
+        if gain not in GAINS:
+            raise ValueError(f"gain={gain!r} is not one of {', '.join(GAINS)}")
+        problem = self.spec.check(alpha=alpha, beta=beta, gain=gain)
+        if problem:
+            raise ValueError(problem[1])
+        self.gain = gain
+        #: what the input current is multiplied by: 1 / DC gain when matched, 1 when raw
+        self.input_scale = self.spec.input_scale(alpha, beta, gain)
         self.spike_fn = spike_fn
         # what the window's backward multiplies by: found once here, not at every backward pass
         self.spike_derivative = surrogate_derivative(spike_fn)
+        # a surrogate whose forward pass draws the spike (escape noise): the window's spikes and resets draw too
+        self._sample = getattr(spike_fn, "sample", None)
         self.reset_mechanism = reset_mechanism
         self.register_buffer("threshold", torch.as_tensor(float(threshold)))
         self._unit_threshold = float(threshold) == 1.0
@@ -55,12 +79,23 @@ class Neuron(nn.Module):
         """All-zero state shaped like one time step of input (snntorch's start)."""
         return tuple(torch.zeros_like(like) for _ in self.state_names)
 
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """The input current the neuron integrates: ``x`` times ``input_scale`` (``x`` itself under the raw gain)."""
+        return x if self.input_scale == 1.0 else x * self.input_scale
+
     def previous_spike(self, mem: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The reset signal: whether the previous membrane was above threshold (no gradient),
         written into ``out`` when given. snntorch computes ``(U - U_thr > 0)``: for finite
         floats the same as ``U > U_thr``, here written straight into a float tensor (one
-        kernel instead of three)."""
-        return torch.gt(mem, self.threshold, out=torch.empty_like(mem) if out is None else out)
+        kernel instead of three). Under a surrogate with a stochastic forward pass it is a
+        draw of whether that membrane spiked, with the surrogate's probability: within a
+        window the drawn spikes are the next steps' resets; where a window starts (every
+        step of a one-step window, and :meth:`step`) the state carries no spike and the
+        reset is drawn again from the carried membrane, with the same probability."""
+        out = torch.empty_like(mem) if out is None else out
+        if self._sample is not None:
+            return self._sample(mem - self.threshold, out=out)
+        return torch.gt(mem, self.threshold, out=out)
 
     def scaled_reset(self, reset: torch.Tensor) -> torch.Tensor:
         """``reset * U_thr``, what the subtractive reset takes off. At the default threshold of
@@ -76,7 +111,8 @@ class Neuron(nn.Module):
         raise NotImplementedError
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One time step with autograd through every operation (the reference the fused run is checked against)."""
+        """One time step of driven current ``x`` (:meth:`drive`) with autograd through every operation
+        (the reference the fused run is checked against)."""
         state = self.integrate(x, state, self.previous_spike(state[-1]))
         return self.fire(state[-1]), state
 
@@ -97,7 +133,7 @@ class Neuron(nn.Module):
         """One time step: ``x`` is the input current, ``state`` the previous state (zeros if ``None``)."""
         if state is None:
             state = self.init_state(x)
-        return self.step(x, state)
+        return self.step(self.drive(x), state)
 
     def run(
         self, current: torch.Tensor, state: State | None, num_steps: int | None = None, record_mem: bool = False
@@ -106,10 +142,11 @@ class Neuron(nn.Module):
         ``num_steps`` steps (direct encoding: the same current at every step).
 
         Returns the spikes ``[T, ...]``, the membrane ``[T, ...]`` when ``record_mem``
-        (else ``None``) and the final state, the same values as :meth:`step` repeated.
-        A window of several steps is one autograd node (:class:`_Window`); a single
-        step is :meth:`step` itself.
+        (else ``None``) and the final state, the same values as :meth:`forward` repeated.
+        A window of several steps is one autograd node (:class:`_Window`) after the input
+        is driven (:meth:`drive`, once for the window); a single step is :meth:`step` itself.
         """
+        current = self.drive(current)
         steps = num_steps if num_steps is not None else current.shape[0]
         if state is None:
             state = self.init_state(current if num_steps is not None else current[0])
@@ -127,7 +164,8 @@ class Neuron(nn.Module):
         return spikes, mems, state
 
     def to_snntorch(self, init_hidden: bool = False, output: bool = False, track: bool = False) -> nn.Module:
-        """The equivalent ``snntorch`` neuron, with the same parameters and surrogate.
+        """The equivalent ``snntorch`` neuron, with the same parameters and surrogate; it takes the
+        driven current (:meth:`drive`), which under the raw gain is the input itself.
 
         snntorch appends every neuron it builds to a class-level list
         (``SpikingNeuron.instances``) that keeps them alive for the life of the
@@ -277,8 +315,6 @@ def whole_window(t: torch.Tensor) -> bool:
 
 def surrogate_derivative(spike_fn):
     """The derivative a surrogate spike function's backward multiplies the gradient by
-    (what ``_Spike`` keeps as ``ctx.derivative``), or ``None`` for a spike function
-    built otherwise (its own backward is then called step by step)."""
-    with torch.enable_grad():
-        node = spike_fn(torch.zeros((), requires_grad=True)).grad_fn
-    return getattr(node, "derivative", None)
+    (the registry's spike functions carry it as ``derivative``), or ``None`` for a spike
+    function built otherwise (its own backward is then called step by step)."""
+    return getattr(spike_fn, "derivative", None)

@@ -1,6 +1,20 @@
 """Alpha neuron: an excitatory and an inhibitory synaptic trace whose difference,
 scaled by ``tau = log(alpha) / (log(beta) - log(alpha)) + 1``, is the membrane
-(snntorch.Alpha; ``alpha > beta`` is required, and the reset is to zero by default)."""
+(snntorch.Alpha; ``alpha > beta`` is required, and the reset is to zero by default).
+
+DC gain: under a constant input ``I`` and no spike the traces settle at
+``E = alpha E + I``, ``E = I / (1 - alpha)`` and ``N = beta N - I``, ``N = -I / (1 - beta)``,
+so the membrane ``tau (E + N)`` settles at ``tau (1 / (1 - alpha) - 1 / (1 - beta)) I``
+(about 9.4 at alpha 0.9, beta 0.5; positive, as alpha > beta). Gain matching divides
+the input by that gain.
+
+Delay: ``E`` and ``N`` take the same input with opposite signs at once, so
+``dU[t]/dI[t] = tau (1 - 1) = 0``: the membrane answers an input from the next step on.
+Each alpha layer adds that step, and a truncated window shorter than the network's
+delay gives the first layers no gradient (``NeuronSpec.min_window``; the config refuses it).
+Under the subtractive reset a neuron reset at step t takes ``tau I[t]`` at once through
+snntorch's reset term; the rule counts the kernel's delay, not that side path.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +41,9 @@ class Alpha(Neuron):
         beta: float = 0.5,
         threshold: float = 1.0,
         reset_mechanism: str | None = None,
+        gain: str = "matched",
     ):
-        super().__init__(spike_fn, threshold, reset_mechanism)
-        problem = self.spec.check(alpha=alpha, beta=beta)
-        if problem:
-            raise ValueError(problem[1])
+        super().__init__(spike_fn, threshold, reset_mechanism, gain, alpha=alpha, beta=beta)
         self.register_buffer("alpha", torch.as_tensor(float(alpha)).clamp(0, 1))
         self.register_buffer("beta", torch.as_tensor(float(beta)))
         # snntorch computes tau from alpha and beta at every step; once here is the same value

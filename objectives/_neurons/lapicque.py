@@ -4,6 +4,11 @@
 Unlike Leaky, the decay per step is ``1 - log(1/beta)``, not ``beta``: below
 ``beta = 1/e`` it turns negative and the membrane oscillates in sign, so the
 config requires ``beta > 1/e`` for this neuron.
+
+DC gain: with ``R = 1`` and ``dt = 1``, ``1 / RC = log(1/beta)``, so under a constant input
+``I`` and no spike the membrane settles where ``U = log(1/beta) I + (1 - log(1/beta)) U``,
+at ``U = I``: the gain is ``log(1/beta) / (1 - (1 - log(1/beta))) = 1`` for every beta.
+Gain matching changes nothing here (its input scale is 1).
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ class Lapicque(Neuron):
     inv_rc: torch.Tensor
     decay: torch.Tensor
 
-    def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
-        super().__init__(spike_fn, threshold, reset_mechanism)
-        problem = self.spec.check(alpha=0.0, beta=beta)
-        if problem:
-            raise ValueError(problem[1])
+    def __init__(
+        self,
+        spike_fn,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        reset_mechanism: str | None = None,
+        gain: str = "matched",
+    ):
+        super().__init__(spike_fn, threshold, reset_mechanism, gain, beta=beta)
         beta_t = torch.as_tensor(float(beta))
         self.register_buffer("beta", beta_t)
         self.register_buffer("R", torch.as_tensor(1.0))

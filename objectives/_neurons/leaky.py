@@ -1,4 +1,9 @@
-"""Leaky integrate-and-fire: ``U[t+1] = beta U[t] + I[t+1] - R S[t] U_thr`` (snntorch.Leaky)."""
+"""Leaky integrate-and-fire: ``U[t+1] = beta U[t] + I[t+1] - R S[t] U_thr`` (snntorch.Leaky).
+
+DC gain: under a constant input ``I`` and no spike the membrane settles where
+``U = beta U + I``, at ``U = I / (1 - beta)``: the gain is ``1 / (1 - beta)`` (2 at
+beta 0.5, 20 at 0.95). Gain matching multiplies the input by ``1 - beta``.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,15 @@ class Leaky(Neuron):
     emits_local = True  # dU[t]/dI[t] = 1
     beta: torch.Tensor
 
-    def __init__(self, spike_fn, beta: float = 0.5, threshold: float = 1.0, reset_mechanism: str | None = None):
-        super().__init__(spike_fn, threshold, reset_mechanism)
+    def __init__(
+        self,
+        spike_fn,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        reset_mechanism: str | None = None,
+        gain: str = "matched",
+    ):
+        super().__init__(spike_fn, threshold, reset_mechanism, gain, beta=beta)
         # clamped once here, not at every step as snntorch does: the same value, one kernel less per step
         self.register_buffer("beta", torch.as_tensor(float(beta)).clamp(0, 1))
 

@@ -1,5 +1,12 @@
 """Synaptic conductance-based LIF: ``I_syn[t+1] = alpha I_syn[t] + I[t+1]``,
-``U[t+1] = beta U[t] + I_syn[t+1] - R S[t] U_thr`` (snntorch.Synaptic)."""
+``U[t+1] = beta U[t] + I_syn[t+1] - R S[t] U_thr`` (snntorch.Synaptic).
+
+DC gain: under a constant input ``I`` and no spike the synaptic current settles at
+``I_syn = alpha I_syn + I``, ``I_syn = I / (1 - alpha)``, and the membrane at
+``U = beta U + I_syn``, ``U = I_syn / (1 - beta)``: the gain is
+``1 / ((1 - alpha)(1 - beta))`` (20 at alpha 0.9, beta 0.5: with one threshold for all
+neurons this one saturates). Gain matching multiplies the input by ``(1 - alpha)(1 - beta)``.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +32,9 @@ class Synaptic(Neuron):
         beta: float = 0.5,
         threshold: float = 1.0,
         reset_mechanism: str | None = None,
+        gain: str = "matched",
     ):
-        super().__init__(spike_fn, threshold, reset_mechanism)
+        super().__init__(spike_fn, threshold, reset_mechanism, gain, alpha=alpha, beta=beta)
         # clamped once here, not at every step as snntorch does: the same values, two kernels less per step
         self.register_buffer("alpha", torch.as_tensor(float(alpha)).clamp(0, 1))
         self.register_buffer("beta", torch.as_tensor(float(beta)).clamp(0, 1))

@@ -31,7 +31,10 @@ def test_train_prints_a_line_per_epoch_and_a_json_summary_last(tmp_path, tiny):
         assert key in summary
     assert summary["epochs"] == 2 and set(summary["spike_rates"]) == {"conv1", "conv2", "output"}
     assert summary["config"]["model"]["surrogate"] == "atan"
-    assert summary["config"]["model"]["surrogate_args"] == {"alpha": 2.0}
+    # the normalized scale (the default): the width sets atan's shape, and the config records the width
+    model = summary["config"]["model"]
+    assert model["surrogate_args"] == {} and model["surrogate_scale"] == "normalized" and model["surrogate_width"] > 0
+    assert model["gain"] == "matched" and summary["config"]["dataset"]["normalize"] is True
     assert [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("epoch")] == ["1/2", "2/2"]
 
 
@@ -53,6 +56,9 @@ def test_help_lists_every_registry_key():
     assert proc.returncode == 0
     for key in [*NEURONS, *SURROGATES, *BACKPROPS]:
         assert key in proc.stdout
+    # what rtrl is: snntorch's name for truncated BPTT with a one-step window
+    assert "rtrl   truncated BPTT with a one-step window (snntorch's RTRL), not forward-mode real-time recurrent" \
+        in proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The run config: seed defaults, round trips, overrides, and one clear line for every bad value."""
+"""The run config: the seed's network at fair defaults, round trips, overrides, and one clear line for every bad
+value."""
 
 from __future__ import annotations
 
@@ -7,20 +8,27 @@ import pytest
 from objectives import ConfigError, TrialConfig
 
 
-def test_an_empty_config_is_the_seeds_network_and_training():
+def test_an_empty_config_is_the_seeds_network_and_training_at_the_fair_defaults():
     cfg = TrialConfig.from_dict({})
     assert (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop) == ("leaky", "fast_sigmoid", "bptt")
     assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.9, 25, (12, 64))
     assert (cfg.training.optimizer, cfg.training.lr, cfg.training.batch_size) == ("adamax", 0.01, 128)
     assert (cfg.training.loss, cfg.training.early_stopping_patience) == ("ce_rate", 10)
     assert cfg.dataset.val_size == 5000
+    # the fair defaults: gain matched, the normalized surrogates, standardized pixels, one step per batch
+    assert (cfg.model.gain, cfg.model.surrogate_scale, cfg.training.step_every) == ("matched", "normalized", "batch")
+    assert cfg.resolved().dataset.normalize is True
+    assert cfg.replace(**{"model.encoding": "rate"}).resolved().dataset.normalize is False  # rate needs [0, 1]
 
 
 def test_to_dict_from_dict_round_trips_the_resolved_config():
-    cfg = TrialConfig.from_dict({"model": {"neuron": "alpha", "surrogate": "atan"}}).resolved()
-    again = TrialConfig.from_dict(cfg.to_dict())
-    assert again == cfg
-    assert again.model.surrogate_args == {"alpha": 2.0} and again.model.reset_mechanism == "zero"
+    for scale, args in (("raw", {"alpha": 2.0}), ("normalized", {})):
+        data = {"model": {"neuron": "alpha", "surrogate": "atan", "surrogate_scale": scale}}
+        cfg = TrialConfig.from_dict(data).resolved()
+        again = TrialConfig.from_dict(cfg.to_dict())
+        assert again == cfg
+        assert again.model.surrogate_args == args and again.model.reset_mechanism == "zero"
+        assert again.dataset.normalize is True
 
 
 def test_overrides_set_nested_fields():
@@ -41,7 +49,17 @@ BAD = [
     ({"model": {"nuron": "leaky"}}, "model.nuron", "allowed: neuron, surrogate"),
     ({"model": {"neuron": "izhikevich"}}, "model.neuron", "allowed: alpha, leaky, synaptic, lapicque"),
     ({"model": {"surrogate": "tanh"}}, "model.surrogate", "allowed: atan, fast_sigmoid"),
-    ({"model": {"surrogate_args": {"alpha": 2}}}, "model.surrogate_args.alpha", "allowed: slope"),
+    ({"model": {"surrogate_args": {"alpha": 2}, "surrogate_scale": "raw"}}, "model.surrogate_args.alpha",
+     "allowed: slope"),
+    ({"model": {"surrogate_args": {"slope": 2}}}, "model.surrogate_args.slope",
+     "set by model.surrogate_width under model.surrogate_scale normalized; allowed: none"),
+    ({"model": {"surrogate": "sparse_fast_sigmoid", "surrogate_args": {"B": 0.4}, "surrogate_width": 0.5}},
+     "model.surrogate_args.B", "must be > model.surrogate_width (0.5)"),
+    ({"model": {"surrogate_scale": "unit"}}, "model.surrogate_scale", "allowed: normalized, raw"),
+    ({"model": {"surrogate_width": 0}}, "model.surrogate_width", "> 0"),
+    ({"model": {"gain": "auto"}}, "model.gain", "allowed: matched, raw"),
+    ({"model": {"beta": 1.0}}, "model.beta", "model.gain matched needs beta < 1"),
+    ({"model": {"neuron": "synaptic", "alpha": 1.0}}, "model.alpha", "model.gain matched needs alpha < 1"),
     ({"model": {"surrogate_args": {"slope": "steep"}}}, "model.surrogate_args", "mapping of names to numbers"),
     ({"model": {"beta": 1.5}}, "model.beta", "within [0, 1]"),
     ({"model": {"beta": "high"}}, "model.beta", "expected a number"),
@@ -65,6 +83,15 @@ BAD = [
     ({"training": {"loss": "mse_count", "backprop": "tbptt", "tbptt_window": 1}}, "training.loss", "tbptt_window >= 2"),
     ({"training": {"device": "tpu"}}, "training.device", "allowed: auto, cpu, cuda"),
     ({"training": {"engine": "jax"}}, "training.engine", "allowed: fast, snntorch"),
+    ({"training": {"step_every": "epoch"}}, "training.step_every", "allowed: batch, window"),
+    # the alpha neuron's delay: 3 spiking layers need windows of >= 4 steps
+    ({"model": {"neuron": "alpha"}, "training": {"backprop": "rtrl"}}, "training.backprop",
+     "a truncation window of 1 step(s) gives the first convolution no gradient; use windows of >= 4 steps"),
+    ({"model": {"neuron": "alpha"}, "training": {"backprop": "tbptt", "tbptt_window": 3}}, "training.tbptt_window",
+     "use windows of >= 4 steps"),
+    ({"model": {"neuron": "alpha", "num_steps": 3}}, "model.num_steps", "use windows of >= 4 steps"),
+    ({"model": {"neuron": "alpha", "channels": [4]}, "training": {"backprop": "tbptt", "tbptt_window": 2}},
+     "training.tbptt_window", "use windows of >= 3 steps"),
     ({"dataset": {"name": "cifar"}}, "dataset.name", "allowed: mnist, fashion_mnist, synthetic"),
     ({"dataset": {"val_size": 0}}, "dataset.val_size", ">= 1"),
     ({"dataset": []}, "dataset", "expected a mapping"),
@@ -81,6 +108,7 @@ BAD = [
     ({"model": {"channels": [4, 4, 4, 4], "kernel_size": 3}}, "model.channels", "4 conv blocks of kernel 3"),
     ({"training": {"device": "cuda:first"}}, "training.device", "allowed: auto, cpu, cuda, cuda:N"),
     ({"training": {"device": "cuda:"}}, "training.device", "allowed: auto, cpu, cuda, cuda:N"),
+    ({"dataset": {"normalize": True}, "model": {"encoding": "rate"}}, "dataset.normalize", "needs pixels in [0, 1]"),
 ]
 
 

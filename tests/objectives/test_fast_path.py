@@ -8,19 +8,22 @@ import itertools
 import pytest
 import snntorch.surrogate
 import torch
+from support import SNNTORCH
 
-from objectives import NEURONS, RESET_MECHANISMS, SURROGATES
+from objectives import GAINS, NEURONS, RESET_MECHANISMS, SURROGATES
 from objectives._neurons import _base
 
 PARAMS = {"beta": 0.6, "alpha": 0.85}
 STEPS = 12
 TOL = dict(rtol=0, atol=1e-5)
+RAW = SNNTORCH["model"]["gain"]
 
 
-def make(name, reset, spike_fn=None, threshold=0.7):
+def make(name, reset, spike_fn=None, threshold=0.7, gain=RAW):
     cls = NEURONS[name]
     spike_fn = spike_fn or SURROGATES["fast_sigmoid"].make()
-    return cls(spike_fn, threshold=threshold, reset_mechanism=reset, **{p: PARAMS[p] for p in cls.spec.params})
+    return cls(spike_fn, threshold=threshold, reset_mechanism=reset, gain=gain,
+               **{p: PARAMS[p] for p in cls.spec.params})
 
 
 def stepped(neuron, current, state, constant):
@@ -69,14 +72,17 @@ def assert_same_grads(ours, theirs):
             torch.testing.assert_close(a, b, **TOL)
 
 
+# under the matched gain the input is scaled before the window (its gradient by the same factor, through autograd)
+@pytest.mark.parametrize("gain", GAINS)
 @pytest.mark.parametrize(
     "name, reset, constant", list(itertools.product(NEURONS, RESET_MECHANISMS, [False, True]))
 )
-def test_fused_window_equals_stepping(name, reset, constant, backward_mode):
-    neuron = make(name, reset)
+def test_fused_window_equals_stepping(name, reset, constant, backward_mode, gain):
+    neuron = make(name, reset, gain=gain)
     g = torch.Generator().manual_seed(1)
     shape = (4, 3, 5, 5)
     current = torch.rand((*shape,) if constant else (STEPS, *shape), generator=g) * 1.2 - 0.1
+    current = current / neuron.input_scale  # the same membranes under either gain: resets in both
     init = tuple(torch.rand(shape, generator=g) * 1.2 for _ in neuron.state_names)
     spk_a, mem_a, fin_a, grad_a = outputs_and_grads(neuron, fused, current, init, constant)
     spk_b, mem_b, fin_b, grad_b = outputs_and_grads(neuron, stepped, current, init, constant)

@@ -15,6 +15,7 @@ from objectives import (
     DATASETS,
     ENCODING_SPECS,
     ENCODINGS,
+    GAINS,
     IMAGE_SIZES,
     LOSS_SPECS,
     LOSSES,
@@ -43,7 +44,8 @@ def test_a_registry_and_its_spec_table_have_the_same_keys_in_the_same_order(regi
 def test_a_neuron_class_takes_exactly_the_parameters_its_spec_names(name):
     cls = NEURONS[name]
     assert cls.spec is NEURON_SPECS[name]
-    taken = set(inspect.signature(cls.__init__).parameters) - {"self", "spike_fn", "threshold", "reset_mechanism"}
+    taken = set(inspect.signature(cls.__init__).parameters) - {"self", "spike_fn", "threshold", "reset_mechanism",
+                                                                "gain"}
     assert taken == set(NEURON_SPECS[name].params)
 
 
@@ -54,18 +56,30 @@ def test_a_surrogate_factory_takes_exactly_the_parameters_its_spec_names(name):
     assert set(SURROGATE_SPECS[name].params) <= set(SURROGATE_PARAMS)
 
 
+@pytest.mark.parametrize("gain", GAINS)
 @pytest.mark.parametrize("name", NEURON_SPECS)
-def test_a_neuron_s_rule_refuses_in_the_config_what_its_class_refuses(name):
-    for alpha, beta in [(0.9, 0.5), (0.3, 0.5), (0.9, 0.2), (0.9, 0.999)]:
-        problem = NEURON_SPECS[name].check(alpha=alpha, beta=beta)
+def test_a_neuron_s_rule_refuses_in_the_config_what_its_class_refuses(name, gain):
+    for alpha, beta in [(0.9, 0.5), (0.3, 0.5), (0.9, 0.2), (0.9, 0.999), (1.0, 0.5), (0.9, 1.0)]:
+        problem = NEURON_SPECS[name].check(alpha=alpha, beta=beta, gain=gain)
         surrogate = SURROGATES["atan"].make()
         params = {"alpha": alpha, "beta": beta}
         try:
-            NEURONS[name](surrogate, **{p: params[p] for p in NEURON_SPECS[name].params})
+            NEURONS[name](surrogate, gain=gain, **{p: params[p] for p in NEURON_SPECS[name].params})
             built = True
         except ValueError:
             built = False
         assert built == (problem is None or problem[0] not in NEURON_SPECS[name].params), (alpha, beta)
+
+
+@pytest.mark.parametrize("name", SURROGATE_SPECS)
+def test_a_surrogate_s_width_sets_some_of_its_own_parameters_and_its_peak_reads_them(name):
+    spec = SURROGATE_SPECS[name]
+    assert set(spec.width_params) <= set(spec.params)
+    assert spec.peak(**spec.params) > 0
+    if spec.width is not None:
+        assert spec.width_params and spec.peak(**{**spec.params, **spec.width(0.5)}) > 0
+    assert set(spec.free("raw")) == set(spec.params)
+    assert set(spec.free("normalized")) == set(spec.params) - set(spec.width_params)
 
 
 def test_every_backprop_method_gives_a_window_length_from_the_config():

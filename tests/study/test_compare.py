@@ -101,7 +101,7 @@ def test_a_bad_compare_field_is_a_config_error_naming_it(tmp_path, field, value,
     assert f"compare.{field}" in str(error.value) and words in str(error.value)
 
 
-@pytest.mark.parametrize("preset, cells, trials, seeds", [("compare-quick", 8, 4, 3), ("mnist-compare", 96, 12, 5)])
+@pytest.mark.parametrize("preset, cells, trials, seeds", [("compare-quick", 8, 4, 3), ("mnist-compare", 110, 12, 5)])
 def test_the_comparison_presets_are_valid_comparisons(preset, cells, trials, seeds):
     cfg = StudyConfig.from_dict(load_preset(preset))
     assert len(cfg.search.combinations()) == cells
@@ -254,7 +254,7 @@ def test_a_budget_queue_tops_a_study_up_to_its_number_of_trials_and_a_grid_queue
 
 def test_a_comparison_of_a_study_that_is_no_comparison_is_a_study_error(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    optuna.create_study(study_name="plain", storage=url)
+    optuna.create_study(study_name="plain", storage=url, direction="maximize")  # a study, not a comparison
     with pytest.raises(ConfigError, match="is not a comparison"):
         comparison_result(url, "plain")
 

@@ -84,7 +84,7 @@ ALLOWED = [
     {"study.seed": 7},
     {"dataset.root": "/elsewhere/data", "dataset.download": False},
     {"training.device": "auto"},
-    {"model.surrogate_args": {"slope": 25}},  # fast_sigmoid's default, spelled out
+    {"model.surrogate_width": 0.5},  # the default, spelled out
     {"training.lr": 0.01},  # the default, spelled out
 ]
 
@@ -144,9 +144,20 @@ def test_the_study_config_is_stored_with_the_password_hidden(base):
 def test_a_queued_trial_is_claimed_only_by_a_config_that_can_run_it(base, params, ours):
     base["search"]["lr"] = {"low": 0.001, "high": 0.1, "log": True}
     base["search"]["surrogate_args.alpha"] = {"low": 1, "high": 3}
+    base["model"]["surrogate_scale"] = "raw"  # a surrogate's own shape parameter is searched only unnormalized
     cfg = StudyConfig.from_dict(base)
     (_, space), = cfg.studies()
     assert claimable(space, params) is ours
+
+
+def test_every_grid_cell_is_claimable_where_a_neuron_narrows_the_backprop_methods(base):
+    base["search"].update(neuron=["alpha", "leaky"], backprop=["bptt", "rtrl"])
+    cfg = StudyConfig.from_dict(base)
+    (_, space), = cfg.studies()
+    grid = space.grid()
+    assert any("rtrl.neuron" in params for params in grid)  # alpha with rtrl is impossible: narrowed
+    assert all(claimable(space, params) for params in grid)
+    assert not claimable(space, {"backprop": "rtrl", "surrogate": "atan", "rtrl.neuron": "synaptic"})
 
 
 def test_another_configs_queued_trial_stays_waiting(base):

@@ -117,3 +117,22 @@ def test_percentile_keeps_the_top_percent_of_the_finished_trials_at_each_epoch()
     assert _run(finished_four(50.0), [0.3, 0.9]) is None  # above the median: 50 is the median pruner
     assert _run(finished_four(50.0), [0.2, 0.9]) == 1
     assert _run(finished_four(75.0), [0.2, 0.9]) is None
+
+
+def test_the_quick_preset_judges_no_neuron_on_its_first_epoch():
+    from study._config import StudyConfig, load_preset
+
+    cfg = StudyConfig.from_dict(load_preset("quick"))
+    grid = cfg.search.grid()
+    assert len(grid) == 8 and not cfg.search.excluded()  # no cell that fails by construction
+    # consecutive cells alternate neurons: the startup trials and every median hold both
+    assert all(a["neuron"] != b["neuron"] for a, b in zip(grid, grid[1:]))
+    pruner = make_pruner(cfg.study.pruner, cfg.search.base.training.epochs)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for _ in range(4):  # finished trials far ahead at every epoch
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={1: 0.9, 2: 0.9, 3: 0.9}))
+    behind = study.ask()
+    behind.report(0.1, 1)
+    assert not behind.should_prune()  # epoch 1: never
+    behind.report(0.1, 2)
+    assert behind.should_prune()  # from epoch 2 on, behind the median

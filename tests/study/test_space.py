@@ -13,6 +13,8 @@ from study._config import PRESETS, StudyConfig, load_preset
 from study._space import SearchSpace
 
 BASE = TrialConfig.from_dict({})
+#: snntorch's surrogate scales: each surrogate's own shape parameters are searched
+RAW = TrialConfig.from_dict({"model": {"surrogate_scale": "raw"}})
 
 
 def sample(search, n=60, base=BASE):
@@ -36,12 +38,27 @@ def sample(search, n=60, base=BASE):
         ({"num_steps": {"low": 10, "high": 30}}, "num_steps", IntDistribution(10, 30)),
         ({"training.batch_size": {"low": 32, "high": 256, "log": True}}, "training.batch_size",
          IntDistribution(32, 256, log=True)),
-        ({"slope": {"low": 1, "high": 100, "log": True}}, "fast_sigmoid.slope", FloatDistribution(1, 100, log=True)),
+        ({"threshold": {"low": 0.25, "high": 2, "log": True}}, "threshold", FloatDistribution(0.25, 2, log=True)),
+        ({"surrogate_width": {"low": 0.1, "high": 1}}, "surrogate_width", FloatDistribution(0.1, 1)),
+        ({"step_every": ["batch", "window"]}, "step_every", CategoricalDistribution(["batch", "window"])),
     ],
 )
 def test_each_entry_becomes_its_distribution(entry, name, distribution):
     trial, _ = sample(entry, n=1)[0]
     assert trial.distributions[name] == distribution
+
+
+def test_a_raw_scale_searches_each_surrogate_s_own_shape_parameter():
+    trial, _ = sample({"slope": {"low": 1, "high": 100, "log": True}}, n=1, base=RAW)[0]
+    assert trial.distributions["fast_sigmoid.slope"] == FloatDistribution(1, 100, log=True)
+
+
+@pytest.mark.parametrize("neuron", ["alpha", "leaky", "synaptic", "lapicque"])
+def test_the_threshold_is_searched_for_every_neuron(neuron):
+    for trial, cfg in sample({"neuron": [neuron], "threshold": {"low": 0.25, "high": 2.0}}, n=20):
+        assert cfg.model.threshold == trial.params["threshold"] and 0.25 <= cfg.model.threshold <= 2.0
+    assert len({cfg.model.threshold for _, cfg in sample({"neuron": [neuron], "threshold": {"low": 0.25,
+                                                                                             "high": 2.0}})}) > 1
 
 
 def test_a_scalar_is_fixed_and_not_sampled():
@@ -73,7 +90,8 @@ def test_alpha_is_sampled_only_for_alpha_and_synaptic_and_above_beta_for_alpha()
 
 def test_each_surrogate_gets_its_own_shape_parameter_under_its_own_name():
     for trial, cfg in sample({"surrogate": ["fast_sigmoid", "atan", "straight_through_estimator", "sigmoid"],
-                              "slope": {"low": 1, "high": 50}, "surrogate_args.alpha": {"low": 0.5, "high": 4}}):
+                              "slope": {"low": 1, "high": 50}, "surrogate_args.alpha": {"low": 0.5, "high": 4}},
+                             base=RAW):
         s = cfg.model.surrogate
         names = {k for k in trial.params if "." in k}
         expected = {"fast_sigmoid": {"fast_sigmoid.slope"}, "sigmoid": {"sigmoid.slope"}, "atan": {"atan.alpha"},
@@ -81,6 +99,96 @@ def test_each_surrogate_gets_its_own_shape_parameter_under_its_own_name():
         assert names == expected
         for name in names:
             assert cfg.model.surrogate_args[name.split(".")[1]] == trial.params[name]
+
+
+def test_one_surrogate_width_is_searched_for_every_surrogate_with_a_width_under_one_name():
+    surrogates = ["fast_sigmoid", "triangular", "stochastic_spike_operator", "sparse_fast_sigmoid", "escape_noise"]
+    seen = set()
+    for trial, cfg in sample({"surrogate": surrogates, "surrogate_width": {"low": 0.1, "high": 1.0, "log": True},
+                              "B": 1.5}):
+        s = cfg.model.surrogate
+        seen.add(s)
+        has_width = s != "stochastic_spike_operator"  # no width: nothing to draw
+        assert ("surrogate_width" in trial.params) == has_width
+        assert [k for k in trial.params if k not in ("surrogate", "surrogate_width")] == []
+        if has_width:
+            assert cfg.model.surrogate_width == trial.params["surrogate_width"]
+        # under the normalized scale the width sets the shape; only sparse_fast_sigmoid's cut B stays a parameter
+        assert cfg.model.surrogate_args == ({"B": 1.5} if s == "sparse_fast_sigmoid" else {})
+    assert seen == set(surrogates)
+
+
+@pytest.mark.parametrize(
+    "search, base, field",
+    [
+        ({"surrogate_width": {"low": 0.1, "high": 1.0}}, RAW, "search.surrogate_width"),  # only normalized
+        ({"surrogate": ["stochastic_spike_operator"], "surrogate_width": {"low": 0.1, "high": 1.0}}, BASE,
+         "search.surrogate_width"),  # no width to search
+        ({"surrogate": ["sparse_fast_sigmoid"], "surrogate_width": {"low": 0.1, "high": 3.0}}, BASE,
+         "search.surrogate_width -> model.surrogate_args.B"),  # wider than the sparse cut B = 2
+        ({"slope": {"low": 1, "high": 50}}, BASE, "search.slope"),  # the width sets the slope under normalized
+    ],
+)
+def test_a_width_search_that_cannot_apply_is_refused(search, base, field):
+    with pytest.raises(ConfigError) as err:
+        SearchSpace(base, search)
+    assert err.value.field == field, str(err.value)
+
+
+def test_the_decays_stay_below_one_under_the_matched_gain():
+    for _, cfg in sample({"neuron": ["leaky", "synaptic"], "beta": {"low": 0.9, "high": 1.0},
+                          "alpha": {"low": 0.9, "high": 1.0}}, n=40):
+        assert cfg.model.beta < 1 and cfg.model.alpha < 1
+
+
+def test_the_alpha_neuron_never_draws_a_window_below_its_delay_nor_rtrl():
+    search = {"neuron": ["alpha", "leaky"], "backprop": ["bptt", "tbptt", "rtrl"], "tbptt_window": {"low": 1,
+                                                                                                   "high": 8}}
+    seen = set()
+    for trial, cfg in sample(search, n=200):
+        n, b = cfg.model.neuron, cfg.training.backprop
+        seen.add((n, b))
+        if n == "alpha":
+            assert b != "rtrl" and trial.distributions["alpha.backprop"] == CategoricalDistribution(["bptt", "tbptt"])
+            if b == "tbptt":
+                assert cfg.training.tbptt_window >= 4  # 3 spiking layers: a step each, and the output's
+                assert trial.distributions["alpha.tbptt_window"] == IntDistribution(4, 8)
+        else:
+            assert trial.distributions["backprop"] == CategoricalDistribution(["bptt", "tbptt", "rtrl"])
+            if b == "tbptt":
+                assert trial.distributions["tbptt_window"] == IntDistribution(1, 8)
+    assert seen == {("alpha", "bptt"), ("alpha", "tbptt"), ("leaky", "bptt"), ("leaky", "tbptt"), ("leaky", "rtrl")}
+    # the same whichever key comes first: rtrl narrows the neuron
+    for trial, cfg in sample({"backprop": ["rtrl", "bptt"], "neuron": ["alpha", "leaky"]}, n=40):
+        if cfg.training.backprop == "rtrl":
+            assert cfg.model.neuron == "leaky" and "rtrl.neuron" in trial.params
+
+
+def test_the_grid_leaves_out_impossible_cells_and_says_which_and_why():
+    space = SearchSpace(BASE, {"neuron": ["alpha", "leaky"], "surrogate": ["atan", "triangular"],
+                               "backprop": ["bptt", "rtrl"]})
+    grid = space.grid()
+    assert len(grid) == 8 - 2
+    assert {"neuron": "alpha", "surrogate": "atan", "alpha.backprop": "bptt"} in grid
+    assert {"neuron": "leaky", "surrogate": "atan", "backprop": "rtrl"} in grid
+    assert not any(cell.get("alpha.backprop") == "rtrl" for cell in grid)
+    ((which, why),) = space.excluded()
+    assert which == "neuron=alpha x backprop=rtrl" and why.startswith("training.backprop: the alpha neuron answers")
+    # what the grid holds is what a trial draws: every cell's names are those suggest gives it
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for cell in grid:
+        study.enqueue_trial(cell)
+        trial = study.ask()
+        space.suggest(trial)
+        assert trial.params == cell
+
+
+def test_a_search_whose_every_combination_is_impossible_is_refused():
+    with pytest.raises(ConfigError) as err:
+        SearchSpace(BASE, {"neuron": ["alpha"], "backprop": ["rtrl"]})
+    assert err.value.field == "search" and "every combination of the search is impossible" in str(err.value)
+    with pytest.raises(ConfigError):  # no tbptt window the range gives reaches the delay
+        SearchSpace(BASE, {"neuron": ["alpha"], "backprop": ["tbptt"], "tbptt_window": {"low": 1, "high": 3}})
 
 
 def test_the_grid_is_every_combination_of_the_categorical_lists():
@@ -145,9 +253,11 @@ def test_every_preset_is_a_valid_study(name):
     assert cfg.target(cfg.search) >= 1
 
 
-def test_the_grid_preset_covers_all_96_combinations():
+def test_the_grid_preset_covers_every_possible_combination():
+    # 4 neurons x 10 surrogates x 3 backprop methods, less the alpha neuron with rtrl (no gradient: 10 cells)
     cfg = StudyConfig.from_dict(load_preset("mnist-grid"))
-    assert cfg.study.n_trials == 96 and len(cfg.search.combinations()) == 96
+    assert cfg.study.n_trials == 110 and len(cfg.search.combinations()) == 110
+    assert [which for which, _ in cfg.search.excluded()] == ["neuron=alpha x backprop=rtrl"]
 
 
 def test_per_combination_makes_one_study_per_neuron_surrogate_backprop():
@@ -157,7 +267,8 @@ def test_per_combination_makes_one_study_per_neuron_surrogate_backprop():
                    "lr": {"low": 0.001, "high": 0.01}},
     })
     names = [n for n, _ in cfg.studies()]
-    assert names == ["s::leaky/atan/bptt", "s::leaky/atan/rtrl", "s::alpha/atan/bptt", "s::alpha/atan/rtrl"]
+    # alpha with rtrl is impossible (its first layer gets no gradient): no study for it
+    assert names == ["s::leaky/atan/bptt", "s::leaky/atan/rtrl", "s::alpha/atan/bptt"]
     _, space = cfg.studies()[2]
     trial, cfg2 = sample({}, n=1, base=space.base)[0]
     assert (cfg2.model.neuron, cfg2.training.backprop) == ("alpha", "bptt")
