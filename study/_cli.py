@@ -516,7 +516,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
                    help="override a field, e.g. compare.seeds=3, compare.trials_per_cell=4, training.epochs=3")
     p.add_argument("--quiet", action="store_true", help="log lines only: no progress bar, no per-epoch lines")
     p.add_argument("--no-dashboard", action="store_true", help="with --out: no note or figures into the studies")
-    p.set_defaults(n_trials=None)
+    p.set_defaults(n_trials=None, launcher=None)
 
 
 def _compare_help() -> str:
@@ -542,6 +542,7 @@ def _compare_help() -> str:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import optuna
 
+    from objectives import ConfigError
     from reports import export, format_comparison, print_report
     from storage import DEFAULT_URL, open_storage, shown_url
 
@@ -555,6 +556,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     else:
         _interruptible()
         cfg = _study_config(args, compare=True)
+        if cfg.launcher.name != "local":  # its stages run one after the other, each waiting for the last
+            raise ConfigError("launcher.name", cfg.launcher.name,
+                              "snn-study compare runs its workers on this machine; allowed: local")
         check_machine(cfg)
         _check_datasets(cfg)
         open_storage(cfg.study.storage, heartbeat_interval=None)  # a bad or unreachable storage: exit 2 first

@@ -81,3 +81,22 @@ def test_compare_with_two_workers_runs_both_stages_with_equal_effort_and_writes_
 def test_study_without_report_is_a_usage_error(tmp_path):
     proc = cli("compare", "--study", "tinycmp", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
     assert proc.returncode == 2 and "--study NAME --report go together" in proc.stderr
+
+
+def test_a_comparison_on_a_slurm_launcher_is_refused_before_anything_is_written(tmp_path):
+    """Its stages run one after the other, each waiting for the last: on this machine only."""
+    config = yaml.safe_load(compare_yaml(tmp_path).read_text())
+    config["launcher"] = {"name": "slurm"}
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(config))
+    proc = cli("compare", "--config", str(tmp_path / "compare.yaml"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "launcher.name: got 'slurm'; snn-study compare runs its workers on this machine; allowed: local")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.yaml"]
+
+
+def test_compare_reads_its_preset_and_flags(tmp_path):
+    """The preset and every flag of `compare` reach the config (a study on an unreachable storage stops first)."""
+    proc = cli("compare", "--preset", "compare-quick", "--workers", "2", "--study-name", "x",
+               "--storage", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
