@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import optuna
+import optuna_dashboard
 import pytest
 from support import MIXED, MIXED_TRIALS, mixed_study
 
@@ -158,3 +160,15 @@ def test_the_header_states_the_set_up_and_the_index_links_the_per_neuron_tables(
     url, *_ = mixed
     flat = reports.export(url, MIXED, tmp_path / "flat", dashboard=False)
     assert 'id="per-neuron"' not in (flat.out / "index.html").read_text()
+
+
+
+def test_the_dashboard_note_says_which_of_its_plots_mean_little_for_categories_and_points_to_the_heatmap(mixed,
+                                                                                                         tmp_path):
+    url, *_ = mixed
+    reports.export(url, MIXED, tmp_path / "out", dashboard=True)
+    note = optuna_dashboard.get_note(optuna.load_study(study_name=MIXED, storage=url))
+    start, end = note.index("**Reading the dashboard's own plots here.**"), note.index("end of the snn-study report")
+    reading = note[start:end]  # inside the report's own block, which the next report replaces
+    assert "*Contour*" in reading and "*Hyperparameter Importance*" in reading
+    assert "figures/heatmap.html" in reading and "`snn-report-best-accuracy-heatmap`" in reading
