@@ -18,6 +18,8 @@ from ._records import (
     curve_records,
     distribution_records,
     heatmap_records,
+    history_records,
+    level_counts,
     spike_rate_records,
 )
 from ._stats import cell_stats, comparison_json, comparison_tables, factor_stats, format_comparison, holm, main_effects
@@ -48,9 +50,11 @@ __all__ = [
     "factor_stats",
     "format_comparison",
     "heatmap_records",
+    "history_records",
     "holm",
     "importance_records",
     "is_comparison",
+    "level_counts",
     "load_study_data",
     "main_effects",
     "merged_study",

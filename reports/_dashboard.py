@@ -24,6 +24,17 @@ from ._load import StudyData
 NOTE_START = "## snn-study report"
 #: the height optuna-dashboard gives a saved figure, in pixels
 DASHBOARD_HEIGHT = 450
+#: how to read the dashboard's own plots for a study whose main parameters (neuron, surrogate, backprop) are
+#: categories: which of them mean little here, and where to look instead
+READING = [
+    "**Reading the dashboard's own plots here.** Neuron, surrogate and backprop are categories, not numbers: the "
+    "*Contour* plot interpolates between categories and means nothing for them; the *Slice* and *Rank* plots put "
+    "categories in an arbitrary order; *Hyperparameter Importance* is noise with fewer than about 20 complete "
+    "trials; with the grid sampler the *History* is the grid's order, not a search converging. Compare "
+    "combinations in the report's heatmap (`figures/heatmap.html`: best validation and test accuracy and the "
+    "trials of every neuron × surrogate cell) and distributions, saved above as "
+    "`snn-report-best-accuracy-heatmap` and `snn-report-accuracy-by-factor`; pruned trials are in both.",
+]
 NOTE_END = "*(end of the snn-study report; text below this line is kept when the report is written again)*"
 
 
@@ -44,7 +55,8 @@ def note_markdown(name: str, summary: list[dict[str, Any]], winner: str | None, 
                      f"{r['pruned']} | {r['failed']} | {_pct(r['best_val_acc'])} | {spread} | "
                      f"{_pct(r['best_test_acc'])} |")
     lines += ["", f"Figures saved with this note: {', '.join(f'`{i}`' for i in figure_ids)}. "
-              f"The full report: `snn-study report --study {shlex.quote(name)} --out DIR`.", "", NOTE_END]
+              f"The full report: `snn-study report --study {shlex.quote(name)} --out DIR`.", "", *READING, "",
+              NOTE_END]
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import plotly
 import plotly.io as pio
 
-from objectives import STUDY_SEPARATOR, ConfigError
+from objectives import STUDY_CONFIG_ATTR, STUDY_SEPARATOR, ConfigError
 from storage import atomic_path, check_writable, write_atomic
 
 from . import _comparison, _cost_figures, _cost_tables, _figures, _optuna, _records, _tables
@@ -43,22 +43,27 @@ DESCRIPTIONS = {
     "val_curves": (
         "Validation accuracy per epoch",
         "Every trial's validation accuracy (y, in %) after each training epoch (x), in one panel per neuron model "
-        "(rows) and backprop method (columns). The colour names the surrogate gradient and is the same in every "
-        "panel. Solid lines are complete trials; dashed, faded lines are trials the pruner stopped early; dotted "
-        "lines are still running. A curve still rising at its last epoch would gain from more epochs.",
+        "(rows) and backprop method (columns), each titled with its trials by state. The colour names the surrogate "
+        "gradient and is the same in every panel. Solid lines are complete trials; dashed lines ending in an x are "
+        "trials the pruner stopped early (the x is where); dotted lines are still running. A curve still rising at "
+        "its last epoch would gain from more epochs.",
     ),
     "heatmap": (
         "Best validation accuracy: neuron model × surrogate gradient",
-        "For each backprop method, a grid of neuron models (rows) by surrogate gradients (columns); each cell is the "
-        "best validation accuracy any complete trial of that combination reached, on one shared colour scale. "
-        "Read across a row to compare surrogates for one neuron, down a column to compare neurons for one surrogate. "
-        "'none complete' marks a combination whose trials were all pruned, failed or are still running.",
+        "For each backprop method, a grid of neuron models (rows) by surrogate gradients (columns); each cell shows "
+        "the best validation accuracy any complete trial of that combination reached (bold), the test accuracy of "
+        "that trial, and n, its trials by state. One colour scale for all panels, spanning the lowest to the highest "
+        "best accuracy (its title and the subtitle give the range in numbers: a narrow range makes small gaps look "
+        "large). Read across a row to compare surrogates for one neuron, down a column to compare neurons for one "
+        "surrogate. 'none complete' marks a combination whose trials were all pruned, failed or are still running.",
     ),
     "distributions": (
         "Validation accuracy by neuron, surrogate and backprop",
-        "The validation accuracy of every complete trial, grouped three ways: by neuron model, by surrogate gradient "
-        "and by backprop method. Each dot is one trial; the box spans the middle half of the trials, the line in it "
-        "is the median. A level whose box sits high and narrow wins reliably, not just once.",
+        "The validation accuracy of every trial, grouped three ways: by neuron model, by surrogate gradient and by "
+        "backprop method. Each dot is a complete trial; each x a pruned trial, at the best accuracy it reached before "
+        "the pruner stopped it. A level with at least five complete trials gets a box (the middle half of them, the "
+        "line in it the median); fewer are shown as dots alone. Under each level, its trials by state: a level whose "
+        "trials were all pruned or failed is there too. A level whose box sits high and narrow wins reliably.",
     ),
     "best_by_factor": (
         "Best validation accuracy by neuron, surrogate and backprop",
@@ -68,8 +73,9 @@ DESCRIPTIONS = {
     "spike_rates": (
         "Spike rate per layer by neuron model",
         "How often neurons fire: the mean number of spikes per neuron per time step in each spiking layer (conv1, "
-        "conv2, ..., output) during training at each complete trial's best epoch, one box per neuron model. "
-        "0.5 means a neuron fires every other step; near 0, a layer is almost silent.",
+        "conv2, ..., output) during training, one colour per neuron model (the legend gives its trials by state). "
+        "Dots are complete trials at their best epoch (a box from five trials on), x pruned trials at their last "
+        "epoch. 0.5 means a neuron fires every other step; near 0, a layer is almost silent.",
     ),
     "membrane": (
         "Membrane potential of the best model",
@@ -79,15 +85,18 @@ DESCRIPTIONS = {
     ),
     "raster": (
         "Spike raster of the best model",
-        "The same run as the membrane figure: each coloured cell is a spike of one neuron (row) at one time step "
-        "(column); one row of panels per spiking layer (conv1, conv2, ..., output), one column per test image. The "
-        "output layer's rows are the classes. A layer of more than 150 neurons shows only the neurons that fired, "
-        "thinned evenly to 150; each panel's title says how many of the layer's neurons fired at all.",
+        "The same run as the membrane figure: each dot is a spike of one neuron (row) at one time step (column); one "
+        "row of panels per spiking layer (conv1, conv2, ..., output), one column per test image. The output layer's "
+        "rows are the classes. A layer of more than 150 neurons shows 150 of them, evenly spaced over the whole "
+        "layer, silent ones included, so a sparse layer looks sparse; each panel's title says how many of the "
+        "layer's neurons fired at all.",
     ),
     "optuna_history": (
         "Optimization history",
-        "Optuna's view of the search: each complete trial's validation accuracy in the order trials started, and the "
-        "best value so far. A best-so-far line that stopped rising long ago suggests the search has converged.",
+        "The search over time: every trial in the order trials started (x) at its validation accuracy (y), coloured "
+        "by neuron model; dots are complete trials, x pruned ones at the best accuracy they reached before they were "
+        "stopped, triangles failed ones; the line is the best complete trial so far. The legend gives each neuron "
+        "model's trials by state. A best-so-far line that stopped rising long ago suggests the search has converged.",
     ),
     "optuna_importance": (
         "Parameter importances",
@@ -99,7 +108,8 @@ DESCRIPTIONS = {
     "optuna_parallel": (
         "Parallel coordinates",
         "Optuna's parallel-coordinate plot: each line is a complete trial passing through its value of every parameter "
-        "that varies, coloured by its validation accuracy; darker lines show where the good trials go.",
+        "that varies, coloured by its validation accuracy (the colour bar gives the range in %); bright lines show "
+        "where the good trials go.",
     ),
 }
 
@@ -189,17 +199,18 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
         return Section(key, title, text, figure, note, caveat)
 
     curves = _records.curve_records(trials, epochs)
-    dist = _records.distribution_records(trials)
+    dist = _records.distribution_records(trials, epochs)
     rates = _records.spike_rate_records(trials)
+    history = _records.history_records(trials, epochs)
     sections = [
-        section("val_curves", _figures.curves_figure(curves)) if curves
+        section("val_curves", _figures.curves_figure(curves)) if any(c["epochs"] for c in curves)
         else section("val_curves", note="no epoch recorded yet"),
         section("heatmap", _figures.heatmap_figure(_records.heatmap_records(summary))) if summary
         else section("heatmap", note="no trial yet"),
-        section("distributions", _figures.distributions_figure(dist)) if dist
-        else section("distributions", note="no complete trial yet"),
-        section("spike_rates", _figures.spike_rates_figure(rates)) if rates
-        else section("spike_rates", note="no complete trial with spike rates yet"),
+        section("distributions", _figures.distributions_figure(dist)) if any(d["val_acc"] is not None for d in dist)
+        else section("distributions", note="no trial with a validation accuracy yet"),
+        section("spike_rates", _figures.spike_rates_figure(rates)) if any(r["layer"] for r in rates)
+        else section("spike_rates", note="no trial with spike rates yet"),
     ]
     trace, why = trace_records(data, trials, artifacts)
     if trace is not None:
@@ -208,9 +219,10 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
     else:
         sections += [section("membrane", note=why), section("raster", note=why)]
     sections += _cost_figures.cost_sections(data)
+    sections.append(section("optuna_history", _figures.history_figure(history))
+                    if any(r["val_acc"] is not None for r in history)
+                    else section("optuna_history", note="no trial with a validation accuracy yet"))
     merged = _optuna.merged_study(data)
-    fig, why = _optuna.history_figure(merged)
-    sections.append(section("optuna_history", fig, why))
     importances, why = _optuna.importance_records(merged)
     sections.append(section("optuna_importance", _optuna.importance_figure(importances), caveat=why) if importances
                     else section("optuna_importance", note=why))
@@ -219,10 +231,62 @@ def build_sections(data: StudyData, trials: list[dict[str, Any]], epochs: list[d
     return sections
 
 
+#: the pruner settings that matter for each pruner, as the header names them
+PRUNER_SETTINGS = {
+    "median": ("n_startup_trials", "n_warmup_steps"),
+    "percentile": ("percentile", "n_startup_trials", "n_warmup_steps"),
+    "successive_halving": ("min_resource", "reduction_factor"),
+    "hyperband": ("min_resource", "reduction_factor"),
+}
+
+
+def _values(values: Iterable[Any]) -> str:
+    """``"30"``, or ``"10, 30"`` when the trials differ."""
+    seen = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
+    return ", ".join(str(v) for v in seen) if seen else "?"
+
+
+def setup_line(data: StudyData) -> str | None:
+    """``"Set-up: dataset mnist (all training images, 5000 held out for validation); up to 30 epochs
+    (early-stopping patience 10); sampler tpe (seed 0); pruner median (n_startup_trials 5, n_warmup_steps 2);
+    training seeds 0"``, from the trials' resolved configs and the study's config; ``None`` without either."""
+    configs = [r.config for r in data.records if r.config]
+    studies = [a[STUDY_CONFIG_ATTR]["study"] for a in data.study_attrs.values()
+               if isinstance(a.get(STUDY_CONFIG_ATTR), dict) and isinstance(a[STUDY_CONFIG_ATTR].get("study"), dict)]
+    def field(section: str, name: str) -> str:
+        return _values(c.get(section, {}).get(name) for c in configs)
+
+    parts = []
+    if configs:
+        subset = field("dataset", "train_subset")
+        subset = "all training images" if subset == "?" else f"a subset of {subset} training images"
+        parts += [f"dataset {field('dataset', 'name')} ({subset}, {field('dataset', 'val_size')} held out for "
+                  "validation)",
+                  f"up to {field('training', 'epochs')} epochs (early-stopping patience "
+                  f"{field('training', 'early_stopping_patience')})"]
+    if studies:
+        sampler, seed = _values(s.get("sampler") for s in studies), _values(s.get("seed") for s in studies)
+        parts.append(f"sampler {sampler} (seed {seed})")
+        pruners = []
+        for pruner in {repr(s.get("pruner")): s.get("pruner") for s in studies}.values():
+            if not isinstance(pruner, dict):
+                continue
+            name = str(pruner.get("name"))
+            settings = [f"{k} {pruner[k]}" for k in PRUNER_SETTINGS.get(name, ()) if pruner.get(k) is not None]
+            if pruner.get("patience") is not None:
+                settings.append(f"patience {pruner['patience']}")
+            pruners.append(f"{name}" + (f" ({', '.join(settings)})" if settings and name != "none" else ""))
+        if pruners:
+            parts.append("pruner " + "; ".join(pruners))
+    if configs:
+        parts.append(f"training seeds {field('training', 'seed')}")
+    return ("Set-up: " + "; ".join(parts)) if parts else None
+
+
 def _counts(trials: list[dict[str, Any]]) -> str:
     states = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
     counts = {s: sum(r["state"] == s for r in trials) for s in states}
-    return f"{len(trials)} trials: " + ", ".join(f"{counts[s]} {s.lower()}" for s in states)
+    return f"{len(trials)} trials: " + ", ".join(f"{counts[s]} {_records.STATE_WORDS[s]}" for s in states)
 
 
 def winner_line(trials: list[dict[str, Any]]) -> str | None:
@@ -293,8 +357,10 @@ def write_report(out: Path, title: str, meta: list[str], winner: str | None, sum
         else:
             report.files += [f"figures/{s.key}.png" for s, _ in drawn]
     links = [f for f in report.files if f.endswith((".csv", ".json")) and "/" not in f]
+    per_neuron = [f for f in report.files if f.endswith(".csv") and "/" in f]
     write_atomic(out / "index.html", index_html(title, meta, winner, summary, sections, links,
-                                                embed="html" if "html" in formats else "png", ranking=ranking))
+                                                embed="html" if "html" in formats else "png", ranking=ranking,
+                                                per_neuron=per_neuron))
     report.files.append("index.html")
 
 
@@ -362,7 +428,8 @@ def export(
     studies = (f"{len(data.study_names)} per-combination studies {data.name}{STUDY_SEPARATOR}..."
                if data.per_combination else f"study {data.name}")
     unfinished = any(r["state"] in ("RUNNING", "WAITING") for r in trials)
-    meta = [f"{studies} in {data.shown}", _counts(trials),
+    setup = setup_line(data)
+    meta = [f"{studies} in {data.shown}", *([setup] if setup else []), _counts(trials),
             f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
             + (" while trials were still running: a snapshot" if unfinished else "")]
     winner = winner_line(trials)

@@ -73,9 +73,11 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
 
 
 def index_html(title: str, meta: list[str], winner: str | None, summary: list[dict[str, Any]], sections: list[Section],
-               files: list[str], embed: str = "html", ranking: str | None = None) -> str:
+               files: list[str], embed: str = "html", ranking: str | None = None,
+               per_neuron: list[str] | None = None) -> str:
     """The whole ``index.html``; ``embed`` is ``html`` (interactive figures) or ``png`` (the PNG files, no script);
-    ``ranking`` (HTML) is a comparison's ranking, shown first."""
+    ``ranking`` (HTML) is a comparison's ranking, shown first; ``per_neuron`` the seed's per-neuron CSV files
+    (``<neuron>/BP_results/<surrogate>.csv``, ...), linked by neuron when that layout was written."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title>", f"<style>{_STYLE}</style>"]
     if embed == "html":
@@ -93,6 +95,16 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
                      + (f' <span class="note">(skipped: {html.escape(s.note)})</span>' if s.note else "") + "</li>")
     links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
     parts.append(f"</ul><p>Files: {links}</p>")
+    if per_neuron:
+        parts.append('<p id="per-neuron">Per-neuron tables (the seed\'s layout: one file per surrogate in '
+                     "<code>BP_results</code>, one per backprop method in <code>SG_results</code>):</p><ul>")
+        by_neuron: dict[str, list[str]] = {}
+        for f in per_neuron:
+            by_neuron.setdefault(f.split("/")[0], []).append(f)
+        for neuron, paths in by_neuron.items():
+            items = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f.split("/", 1)[1])}</a>' for f in paths)
+            parts.append(f"<li>{html.escape(neuron)}: {items}</li>")
+        parts.append("</ul>")
     if ranking:
         parts += ['<h2 id="ranking">Ranking of the comparison over seeds</h2>', ranking]
     parts += ['<h2 id="summary">Summary per neuron × surrogate × backprop combination</h2>',

@@ -25,6 +25,14 @@ N_IMAGES = 3
 MAX_RASTER_NEURONS = 150
 
 
+def raster_sample(n_neurons: int, most: int = MAX_RASTER_NEURONS) -> list[int]:
+    """The neurons of a layer of ``n_neurons`` a raster draws: all of them up to ``most``, else ``most`` spread
+    evenly over the whole layer (first and last included), whether they fired or not."""
+    if n_neurons <= most:
+        return list(range(n_neurons))
+    return sorted({round(i * (n_neurons - 1) / (most - 1)) for i in range(most)})
+
+
 @dataclass
 class LayerRaster:
     """Spikes of one layer for one image: neuron ``neurons[i]`` fired at time step ``steps[i]`` (0-based)."""
@@ -33,8 +41,7 @@ class LayerRaster:
     n_neurons: int
     #: neurons that fired at least once in the window
     n_active: int
-    #: the neurons drawn: all of a layer of at most ``MAX_RASTER_NEURONS``, else those that
-    #: fired, evenly thinned to ``MAX_RASTER_NEURONS``
+    #: the neurons drawn (:func:`raster_sample`): silent ones too, so that a sparse layer looks sparse
     shown: list[int]
     steps: list[int]
     neurons: list[int]
@@ -134,12 +141,7 @@ def trace_records(
         for layer, (spk, _mem) in zip(names, out.trace):
             per_neuron = spk[:, b].reshape(spk.shape[0], -1)  # [T, neurons]
             fired = per_neuron.sum(0) > 0
-            if per_neuron.shape[1] <= MAX_RASTER_NEURONS:
-                active = torch.arange(per_neuron.shape[1])
-            else:
-                active = fired.nonzero().flatten()
-                if len(active) > MAX_RASTER_NEURONS:
-                    active = active[torch.linspace(0, len(active) - 1, MAX_RASTER_NEURONS).round().long()]
+            active = torch.tensor(raster_sample(per_neuron.shape[1]), dtype=torch.long)
             t_idx, n_idx = per_neuron[:, active].nonzero(as_tuple=True)
             rasters.append(LayerRaster(
                 layer=layer,

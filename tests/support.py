@@ -266,3 +266,72 @@ def _fake_costs(accuracy: float, steps: int):
                        spikes_per_sample=0.0, activation_sparsity=1.0, effective_macs=0.0, effective_acs=0.0,
                        synops=0.0, dense_synops=0.0, footprint_bytes=0, connection_sparsity=0.0,
                        energy_proxy_uj=0.0, accuracy_by_step=(accuracy,) * steps, accuracy=accuracy, decision_step=1)
+
+
+MIXED = "mixed"
+#: the trials of :func:`mixed_study` by neuron: ``(surrogate, backprop, state, validation accuracy per epoch)``;
+#: synaptic's trials were all pruned, alpha's all failed before their first epoch
+MIXED_TRIALS = {
+    "leaky": [("atan", "bptt", "COMPLETE", (0.80, 0.90)), ("fast_sigmoid", "bptt", "COMPLETE", (0.82, 0.93)),
+              ("atan", "bptt", "COMPLETE", (0.85, 0.91)), ("fast_sigmoid", "bptt", "COMPLETE", (0.70, 0.88)),
+              ("atan", "bptt", "COMPLETE", (0.86, 0.94)), ("atan", "tbptt", "COMPLETE", (0.60, 0.75)),
+              ("fast_sigmoid", "bptt", "PRUNED", (0.40,)), ("atan", "tbptt", "PRUNED", (0.35,))],
+    "synaptic": [("atan", "bptt", "PRUNED", (0.30,)), ("fast_sigmoid", "bptt", "PRUNED", (0.45,)),
+                 ("atan", "tbptt", "PRUNED", (0.20,))],
+    "alpha": [("atan", "bptt", "FAIL", ()), ("fast_sigmoid", "bptt", "FAIL", ())],
+}
+
+
+def mixed_study(folder: Path) -> str:
+    """A study written directly (no training) with complete, pruned and failed trials (:data:`MIXED_TRIALS`), its
+    per-epoch rows and its config; returns the storage URL of ``folder/study.db``."""
+    import datetime
+
+    from optuna.distributions import CategoricalDistribution
+
+    from objectives import STUDY_CONFIG_ATTR, EpochMetrics, TrialConfig, TrialRecord
+    from storage import EpochLog
+
+    folder.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{folder / 'study.db'}"
+    study = optuna.create_study(study_name=MIXED, storage=url, direction="maximize")
+    study.set_user_attr(STUDY_CONFIG_ATTR, {
+        "study": {"name": MIXED, "sampler": "random", "seed": 3,
+                  "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0, "patience": None}},
+        "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400}, "training": {"epochs": 2}})
+    log = EpochLog(url)
+    choices = {k: CategoricalDistribution(sorted({t[i] for ts in MIXED_TRIALS.values() for t in ts}))
+               for i, k in ((0, "surrogate"), (1, "backprop"))}
+    space = {"neuron": CategoricalDistribution(sorted(MIXED_TRIALS)), **choices}
+    start = datetime.datetime(2025, 1, 1)
+    n = 0
+    for neuron, trials in MIXED_TRIALS.items():
+        for surrogate, backprop, state, accs in trials:
+            config = TrialConfig.from_dict({
+                "dataset": {"name": "synthetic", "val_size": 200, "train_subset": 400},
+                "model": {"neuron": neuron, "surrogate": surrogate},
+                "training": {"backprop": backprop, "epochs": 2, "seed": 0}}).to_dict()
+            rates = (0.1 + 0.01 * n, 0.05, 0.2)
+            attrs = {"config": config}
+            if state == "COMPLETE":
+                attrs.update(test_acc=max(accs) - 0.02, best_epoch=accs.index(max(accs)) + 1, epochs=len(accs),
+                             spike_rates=rates)
+            elif state == "PRUNED":
+                attrs.update(pruned_at=len(accs))
+            else:
+                attrs.update(failure="TrainingDiverged: the loss is NaN")
+            frozen = optuna.trial.FrozenTrial(
+                number=n, trial_id=n, state=TrialState[state], value=max(accs) if state == "COMPLETE" else None,
+                values=None, datetime_start=start + datetime.timedelta(minutes=n),
+                datetime_complete=start + datetime.timedelta(minutes=n, seconds=30),
+                params={"neuron": neuron, "surrogate": surrogate, "backprop": backprop}, distributions=space,
+                user_attrs=TrialRecord.attrs(**attrs), system_attrs={},
+                intermediate_values={e + 1: a for e, a in enumerate(accs)})
+            study.add_trial(frozen)
+            number = study.trials[-1].number
+            for e, acc in enumerate(accs):
+                log.record(MIXED, number, study.trials[-1]._trial_id, EpochMetrics(
+                    epoch=e + 1, train_loss=1.0 / (e + 1), train_acc=acc, val_acc=acc, spike_rates=rates, seconds=1.0,
+                    train_samples_per_s=100.0))
+            n += 1
+    return url

@@ -25,6 +25,7 @@ import pytest
 from support import (
     FIGURES,
     GRID,
+    MIXED,
     PARETO,
     REPO,
     SNN_STUDY,
@@ -32,6 +33,7 @@ from support import (
     built_study,
     copy_study,
     dashboard_server,
+    mixed_study,
 )
 
 import reports
@@ -169,6 +171,33 @@ def test_a_broken_page_is_caught_by_the_probe(site, chromium, tmp_path):
     (pages / "plotly.min.js").unlink()
     result = probe(chromium((pages / "figures" / "heatmap.html").as_uri(), dump=True))
     assert result["errors"] and result["plotly"] == "undefined"
+
+
+def test_a_study_with_pruned_and_failed_trials_renders_every_level_with_no_javascript_error(chromium, tmp_path):
+    """A study whose synaptic trials were all pruned and alpha trials all failed: the history, distributions and
+    heatmap draw with no error and show both neurons with their counts; screenshots for a person to look at."""
+    url = mixed_study(tmp_path / "db")
+    out = tmp_path / "report"
+    proc = subprocess.run([*SNN_STUDY, "report", "--study", MIXED, "--storage", url, "--out", str(out),
+                           "--no-dashboard"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    pages = probed_copy(out, tmp_path / "pages")
+    result = probe(chromium((pages / "index.html").as_uri(), dump=True))
+    assert result["errors"] == [] and result["plotly"] == "object", result["errors"]
+    assert all(p["rendered"] and p["points"] > 0 for p in result["plots"]), result["plots"]
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    expected = {"optuna_history": ["synaptic: 0 complete, 3 pruned", "alpha: 0 complete, 2 failed"],
+                "distributions": ["3 pruned", "2 failed", "no accuracy"],
+                "heatmap": ["n=1: 0 complete, 1 pruned", "n=1: 0 complete, 1 failed", "test", "percentage points"]}
+    for key, texts in expected.items():
+        dom = chromium((pages / "figures" / f"{key}.html").as_uri(), dump=True)
+        assert probe(dom)["errors"] == [], key
+        shown = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom.split('<pre id="probe">')[0])).split())
+        for text in texts:
+            assert text in shown, f"{key}: {text!r} is not on the page"
+        chromium((out / "figures" / f"{key}.html").as_uri(), screenshot=shots / f"mixed-{key}.png")
+    print(f"screenshots: {shots}")
 
 
 def _get_json(url: str) -> dict:

@@ -184,20 +184,25 @@ def test_curve_records_hold_every_trials_validation_accuracy_per_epoch(grid_data
 
 
 def test_heatmap_distribution_and_spike_rate_records_match_the_tables(grid_data, grid_trials):
-    _, trials, _, summary = grid_data
+    _, trials, epochs, summary = grid_data
     cells = reports.heatmap_records(summary)
-    assert {(c["backprop"], c["neuron"], c["surrogate"]): c["best_val_acc"] for c in cells} == {
-        (r["backprop"], r["neuron"], r["surrogate"]): r["best_val_acc"] for r in summary}
-    complete = [t for t in grid_trials if t.state == TrialState.COMPLETE]
-    dist = reports.distribution_records(trials)
+    assert {(c["backprop"], c["neuron"], c["surrogate"]): (c["best_val_acc"], c["best_test_acc"]) for c in cells} == {
+        (r["backprop"], r["neuron"], r["surrogate"]): (r["best_val_acc"], r["best_test_acc"]) for r in summary}
+    # every trial: a complete one at its value, a pruned one at the best it reported before it was stopped
+    dist = reports.distribution_records(trials, epochs)
     for factor in ("neuron", "surrogate", "backprop"):
-        mine = sorted((d["level"], d["val_acc"]) for d in dist if d["factor"] == factor)
-        assert mine == sorted((t.params[factor], t.value) for t in complete)
+        mine = sorted((d["level"], d["state"], d["val_acc"]) for d in dist if d["factor"] == factor)
+        assert mine == sorted((t.params[factor], t.state.name, t.value if t.state == TrialState.COMPLETE
+                               else max(t.intermediate_values.values())) for t in grid_trials)
     rates = reports.spike_rate_records(trials)
-    assert len(rates) == 3 * len(complete)
-    for t in complete:
+    assert len(rates) == 3 * len(grid_trials)
+    by_number = {r["number"]: r for r in trials}
+    for t in grid_trials:
         mine = [r["spike_rate"] for r in rates if r["number"] == t.number]
-        assert mine == t.user_attrs["spike_rates"]
+        row = by_number[t.number]
+        assert mine == [row["spike_rate_conv1"], row["spike_rate_conv2"], row["spike_rate_output"]]
+        if t.state == TrialState.COMPLETE:
+            assert mine == t.user_attrs["spike_rates"]
 
 
 def test_the_trace_record_runs_the_best_trials_weights_on_test_images(grid_data, grid_trials):
@@ -214,6 +219,10 @@ def test_the_trace_record_runs_the_best_trials_weights_on_test_images(grid_data,
         assert [r.layer for r in image.rasters] == ["conv1", "conv2", "output"]
         # 4 channels of 12x12, 8 channels of 4x4, 10 classes
         assert [r.n_neurons for r in image.rasters] == [576, 128, 10]
+        # a large layer: 150 neurons spread evenly over all of it, silent ones too, first and last included
+        conv1 = image.rasters[0].shown
+        assert len(conv1) == 150 and (conv1[0], conv1[-1]) == (0, 575)
+        assert {b - a for a, b in zip(conv1, conv1[1:])} <= {3, 4}
         for raster in image.rasters:
             assert len(raster.shown) <= 150 and set(raster.neurons) <= set(raster.shown)
             assert all(0 <= s < 5 for s in raster.steps) and len(raster.steps) == len(raster.neurons)
