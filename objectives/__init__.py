@@ -7,6 +7,7 @@ Every pluggable family is one registry (a dict keyed by the names used in config
 from ._config import ConfigError, DatasetConfig, ModelConfig, TrainingConfig, TrialConfig, apply_overrides
 from ._data import DATASETS, Data, Split, load
 from ._encodings import ENCODINGS
+from ._fused import MEMBER_FIELDS, TrialArray, array_key, check_array, default_array_size, train_array
 from ._losses import LOSSES
 from ._model import ConvSNN, count_parameters, detach_state, make_neuron
 from ._neurons import NEURONS, RESET_MECHANISMS
@@ -41,6 +42,7 @@ __all__ = [
     "ENGINES",
     "EpochMetrics",
     "LOSSES",
+    "MEMBER_FIELDS",
     "ModelConfig",
     "NEURONS",
     "OPTIMIZERS",
@@ -53,10 +55,14 @@ __all__ = [
     "TrainStep",
     "TrainingConfig",
     "TrainingDiverged",
+    "TrialArray",
     "TrialConfig",
     "apply_overrides",
+    "array_key",
     "build_model",
+    "check_array",
     "count_parameters",
+    "default_array_size",
     "detach_state",
     "evaluate",
     "layer_names",
@@ -65,6 +71,7 @@ __all__ = [
     "make_optimizer",
     "resolve_device",
     "train",
+    "train_array",
     "train_batch",
     "uses_cuda_graph",
 ]

@@ -105,16 +105,21 @@ class ConvSNN(nn.Module):
                 current = self._per_step(conv, h)
                 spk, mem, s = self.neurons[i].run(current, state[i], record_mem=record)
             new_state.append(s)
-            rates.append(spk.detach().mean())
+            rates.append(self._rate(spk))
             if record:
                 trace.append((spk.detach(), mem.detach()))
             h = spk
         spk, mem, s = self.neurons[-1].run(self.fc(h.flatten(2)), state[-1], record_mem=True)
         new_state.append(s)
-        rates.append(spk.detach().mean())
+        rates.append(self._rate(spk))
         if record:
             trace.append((spk.detach(), mem.detach()))
         return Output(spk, mem, new_state, rates, trace if record else None)
+
+    def _rate(self, spikes: torch.Tensor) -> torch.Tensor:
+        """A spiking layer's mean spike rate (detached): one number for the layer (a fused
+        trial array, which holds several networks side by side, gives one per member)."""
+        return spikes.detach().mean()
 
     def _per_step(self, conv, h):
         """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one

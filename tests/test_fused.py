@@ -1,0 +1,361 @@
+"""A fused trial array trains each member as the member would train alone: same initial weights,
+same batches, same updates (CPU, fp32), and leaves every lone result (TrainResult, weights) intact."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import optuna
+import pytest
+import torch
+
+from objectives import (
+    BACKPROPS,
+    ENCODINGS,
+    LOSSES,
+    NEURONS,
+    OPTIMIZERS,
+    SURROGATES,
+    ConfigError,
+    TrainingDiverged,
+    TrialArray,
+    TrialConfig,
+    array_key,
+    build_model,
+    check_array,
+    evaluate,
+    load,
+    make_optimizer,
+    train,
+    train_array,
+    train_batch,
+)
+from objectives._fused import FUSED_ENCODINGS, FUSED_OPTIMIZERS, FusedConv, make_fused_optimizer
+
+TOL = 1e-5
+BATCHES = 3
+#: three members that differ in everything a search draws (alpha > beta: the alpha neuron needs it)
+MEMBERS = [
+    {"lr": 0.01, "beta": 0.5, "alpha": 0.9, "seed": 0},
+    {"lr": 0.003, "beta": 0.7, "alpha": 0.95, "seed": 1},
+    {"lr": 0.02, "beta": 0.6, "alpha": 0.8, "seed": 2},
+]
+#: surrogates whose derivative draws no random numbers (the stochastic operator's noise is drawn for
+#: the whole array at once: the same distribution as alone, not the same numbers)
+DETERMINISTIC_SURROGATES = [s for s in SURROGATES if s != "stochastic_spike_operator"]
+
+
+def configs(tiny, members=MEMBERS, **shared) -> list[TrialConfig]:
+    """One config per member: ``tiny`` with the member's values and the ``section__field`` overrides all share."""
+    out = []
+    for m in members:
+        d = copy.deepcopy(tiny)
+        d["training"]["tbptt_window"] = 2  # 5 steps: windows of 2, 2 and 1
+        for key, value in shared.items():
+            section, name = key.split("__")
+            d[section][name] = value
+        for key, value in m.items():
+            section = "training" if key in ("lr", "seed", "epochs", "early_stopping_patience") else "model"
+            d[section][key] = value
+        out.append(TrialConfig.from_dict(d))
+    return out
+
+
+def lone_batches(cfg, data, n=BATCHES):
+    """``n`` batches as ``objectives.train`` starts a run: seeded model and batch order. Weights and losses."""
+    torch.manual_seed(cfg.training.seed)
+    model = build_model(cfg, data)
+    optimizer = make_optimizer(cfg, model, torch.device("cpu"))
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.training.seed))
+    size, losses = cfg.training.batch_size, []
+    for b in range(n):
+        idx = order[b * size : (b + 1) * size]
+        losses.append(train_batch(model, data.train.x[idx], data.train.y[idx], optimizer, cfg)[0])
+    return model.state_dict(), torch.stack(losses)
+
+
+def array_orders(cfgs, data):
+    return torch.stack([torch.randperm(len(data.train), generator=torch.Generator().manual_seed(c.training.seed))
+                        for c in cfgs])
+
+
+def array_batches(array, data, orders, batches):
+    """Train ``array`` on ``batches`` (indices into ``orders``' columns, in batch-size steps): each member's losses."""
+    size, losses = array.cfgs[0].training.batch_size, []
+    for b in batches:
+        idx = orders[:, b * size : (b + 1) * size]
+        losses.append(array.train_batch(data.train.x[idx], data.train.y[idx])[0])
+    return torch.stack(losses, 1)
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert list(a) == list(b)
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def assert_members_train_as_alone(cfgs, data):
+    array = TrialArray(cfgs, data)
+    losses = array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
+    for k, cfg in enumerate(cfgs):
+        weights, lone_losses = lone_batches(cfg, data)
+        assert max_diff(array.member_state_dict(k), weights) <= TOL, f"member {k}"
+        torch.testing.assert_close(losses[k], lone_losses, rtol=0, atol=TOL)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load(TrialConfig.from_dict({"dataset": {"name": "synthetic", "val_size": 200}}).dataset)
+
+
+# ----------------------------------------------------------------------------- one batch after another
+
+
+@pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
+def test_members_with_their_own_lr_beta_alpha_and_seed_train_as_alone(tiny, data, neuron, backprop):
+    assert_members_train_as_alone(configs(tiny, model__neuron=neuron, training__backprop=backprop), data)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_steps_each_member_with_its_own_learning_rate(tiny, data, optimizer):
+    assert_members_train_as_alone(configs(tiny, training__optimizer=optimizer), data)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_gives_each_member_its_own_gradient(tiny, data, loss):
+    assert_members_train_as_alone(configs(tiny, training__loss=loss, training__backprop="tbptt"), data)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_every_encoding_gives_each_member_its_own_input(tiny, data, encoding):
+    # rate encoding: each member's Poisson spikes are the ones its lone run draws
+    assert_members_train_as_alone(configs(tiny, model__encoding=encoding, model__neuron="synaptic"), data)
+
+
+@pytest.mark.parametrize("surrogate", DETERMINISTIC_SURROGATES)
+def test_members_may_differ_in_threshold_and_surrogate_shape(tiny, data, surrogate):
+    defaults = SURROGATES[surrogate].params
+    members = [{**m, "threshold": t, "surrogate_args": {p: v * s for p, v in defaults.items()}}
+               for m, t, s in zip(MEMBERS, (1.0, 0.8, 1.25), (1.0, 0.5, 2.0))]
+    assert_members_train_as_alone(configs(tiny, members, model__surrogate=surrogate, model__neuron="alpha"), data)
+
+
+def test_the_registries_of_optimizers_and_encodings_are_covered():
+    assert set(FUSED_OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(FUSED_ENCODINGS) == set(ENCODINGS)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_fused_optimizer_step_is_torch_optims_step_for_each_member(optimizer):
+    g = torch.Generator().manual_seed(0)
+    lrs = [0.01, 0.3, 1e-4]
+    params = [torch.randn(3, 5, 4, generator=g), torch.randn(3, 7, generator=g)]
+    fused = [p.clone().requires_grad_() for p in params]
+    alone = [[p[k].clone().requires_grad_() for p in params] for k in range(3)]
+    fused_opt = make_fused_optimizer(optimizer, fused, torch.tensor(lrs, dtype=torch.float64))
+    lone_opts = [OPTIMIZERS[optimizer](alone[k], lr) for k, lr in enumerate(lrs)]
+    for _ in range(4):
+        grads = [torch.randn(p.shape, generator=g) * 1e-3 for p in params]
+        for p, grad in zip(fused, grads):
+            p.grad = grad.clone()
+        fused_opt.step()
+        for k, opt in enumerate(lone_opts):
+            for p, grad in zip(alone[k], grads):
+                p.grad = grad[k].clone()
+            opt.step()
+    for k in range(3):
+        for p, q in zip(fused, alone[k]):
+            assert torch.equal(p[k], q), f"member {k}"
+
+
+@pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
+def test_the_grouped_convolution_of_accelerators_trains_as_alone_under_sgd(tiny, data, neuron, backprop):
+    # Off the CPU an array runs one grouped convolution, whose weight gradient sums in another order;
+    # SGD moves the weights by lr * gradient, so the result stays within float rounding of the lone run
+    # (Adam-type optimizers divide by sqrt(v) + eps and magnify last-bit differences of near-zero gradients).
+    cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd")
+    array = TrialArray(cfgs, data)
+    for conv in array.model.convs:
+        conv.grouped = True
+    array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
+    for k, cfg in enumerate(cfgs):
+        assert max_diff(array.member_state_dict(k), lone_batches(cfg, data)[0]) <= TOL
+
+
+def test_a_grouped_convolution_computes_each_members_convolution():
+    g = torch.Generator().manual_seed(0)
+    lone = [torch.nn.Conv2d(3, 5, 3) for _ in range(4)]
+    x = torch.rand(6, 4 * 3, 9, 9, generator=g, requires_grad=True)
+    grad_out = torch.randn(6, 4 * 5, 7, 7, generator=g)
+    results = []
+    for grouped in (True, False):
+        conv = FusedConv(lone, grouped=grouped)
+        out = conv(x)
+        grads = torch.autograd.grad(out, [x, conv.weight, conv.bias], grad_out)
+        results.append((out, *grads))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    expected = torch.cat([c(block) for c, block in zip(lone, x.chunk(4, 1))], 1)
+    torch.testing.assert_close(results[0][0], expected, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- stopping and compaction
+
+
+def test_a_stopped_member_takes_no_more_steps_and_the_others_go_on(tiny, data):
+    cfgs = configs(tiny)
+    array, orders = TrialArray(cfgs, data), array_orders(cfgs, data)
+    array_batches(array, data, orders, [0])
+    frozen = array.member_state_dict(1)
+    array.stop(1)
+    array_batches(array, data, orders, [1, 2])
+    assert max_diff(array.member_state_dict(1), frozen) == 0
+    for k in (0, 2):
+        assert max_diff(array.member_state_dict(k), lone_batches(cfgs[k], data)[0]) <= TOL
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_compaction_keeps_the_other_members_bit_for_bit(tiny, data, optimizer):
+    cfgs = configs(tiny, training__optimizer=optimizer)
+    orders = array_orders(cfgs, data)
+    compacted, stopped = TrialArray(cfgs, data), TrialArray(cfgs, data)
+    for array in (compacted, stopped):
+        array_batches(array, data, orders, [0, 1])
+    before = [compacted.member_state_dict(k) for k in (0, 2)]
+    state_before = [{name: v[[0, 2]].clone() for name, v in s.items()} for s in compacted.optimizer.state]
+    compacted.keep([0, 2])
+    assert compacted.members == 2 and compacted.cfgs == [cfgs[0], cfgs[2]]
+    for slot, weights in enumerate(before):
+        assert all(torch.equal(a, b) for a, b in zip(compacted.member_state_dict(slot).values(), weights.values()))
+    for s, expected in zip(compacted.optimizer.state, state_before):
+        assert s.keys() == expected.keys() and all(torch.equal(s[name], expected[name]) for name in s)
+    # and it trains on as the uncompacted array with the member stopped does
+    stopped.stop(1)
+    array_batches(compacted, data, orders[[0, 2]], [2])
+    array_batches(stopped, data, orders, [2])
+    for slot, k in enumerate((0, 2)):
+        assert all(torch.equal(a, b) for a, b in
+                   zip(compacted.member_state_dict(slot).values(), stopped.member_state_dict(k).values()))
+
+
+# ----------------------------------------------------------------------------- whole runs
+
+
+def assert_same_result(got, expected):
+    """An array member's TrainResult equals its lone run's (wall-clock fields aside)."""
+    assert (got.best_epoch, got.epochs, got.stopped_early, got.n_params) == (
+        expected.best_epoch, expected.epochs, expected.stopped_early, expected.n_params)
+    assert got.val_acc == pytest.approx(expected.val_acc, abs=TOL)
+    assert got.test_acc == pytest.approx(expected.test_acc, abs=TOL)
+    assert got.spike_rates == pytest.approx(expected.spike_rates, abs=TOL)
+    for a, b in zip(got.history, expected.history, strict=True):
+        assert a.epoch == b.epoch
+        for name in ("train_loss", "train_acc", "val_acc"):
+            assert getattr(a, name) == pytest.approx(getattr(b, name), abs=TOL), (a.epoch, name)
+        assert a.spike_rates == pytest.approx(b.spike_rates, abs=TOL)
+    assert max_diff(got.state_dict, expected.state_dict) <= TOL
+
+
+def test_each_member_gets_the_train_result_of_its_lone_run(tiny, data):
+    # epochs, patience and learning rate per member: one learns nothing and stops early after its patience
+    members = [
+        {**MEMBERS[0], "epochs": 3},
+        {**MEMBERS[1], "epochs": 2},
+        {**MEMBERS[2], "lr": 1e-12, "epochs": 4, "early_stopping_patience": 1},
+    ]
+    cfgs = configs(tiny, members)
+    seen = [[], [], []]
+    results = train_array(cfgs, data, on_epoch=[s.append for s in seen], keep_weights=True)
+    for k, cfg in enumerate(cfgs):
+        lone_seen = []
+        expected = train(cfg, data, on_epoch=lone_seen.append, keep_weights=True)
+        assert_same_result(results[k], expected)
+        assert [m.epoch for m in seen[k]] == [m.epoch for m in lone_seen] == [m.epoch for m in expected.history]
+    assert [r.epochs for r in results] == [3, 2, 2] and results[2].stopped_early
+
+
+def test_a_member_pruned_after_epoch_1_leaves_and_the_others_go_on_unchanged(tiny, data):
+    tiny["training"]["epochs"] = 3
+    cfgs = configs(tiny)
+
+    def prune(m):
+        raise optuna.TrialPruned(f"pruned at epoch {m.epoch}")
+
+    seen = []
+    callbacks = [None, lambda m: (seen.append(m), prune(m)), None]
+    results = train_array(cfgs, data, on_epoch=callbacks, keep_weights=True)
+
+    lone_seen = []
+    with pytest.raises(optuna.TrialPruned):
+        train(cfgs[1], data, on_epoch=lambda m: (lone_seen.append(m), prune(m)))
+    assert isinstance(results[1], optuna.TrialPruned) and str(results[1]) == "pruned at epoch 1"
+    assert [m.epoch for m in seen] == [m.epoch for m in lone_seen] == [1]
+    assert seen[0].val_acc == pytest.approx(lone_seen[0].val_acc, abs=TOL)
+    assert seen[0].train_loss == pytest.approx(lone_seen[0].train_loss, abs=TOL)
+    for k in (0, 2):
+        assert_same_result(results[k], train(cfgs[k], data, keep_weights=True))
+
+
+def test_a_diverging_member_fails_alone(tiny, data):
+    members = [{**MEMBERS[0], "lr": 0.05}, {**MEMBERS[1], "lr": 1e38}, {**MEMBERS[2], "lr": 0.02}]
+    cfgs = configs(tiny, members, training__optimizer="sgd", training__loss="ce_max_membrane")
+    results = train_array(cfgs, data, keep_weights=True)
+    assert isinstance(results[1], TrainingDiverged) and "training.lr" in str(results[1])
+    with pytest.raises(TrainingDiverged):
+        train(cfgs[1], data)
+    for k in (0, 2):
+        assert_same_result(results[k], train(cfgs[k], data, keep_weights=True))
+
+
+def test_an_interrupt_stops_the_whole_array(tiny, data):
+    def interrupt(m):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_array(configs(tiny), data, on_epoch=[None, interrupt, None])
+
+
+def test_a_members_weights_load_into_its_own_network(tiny, data):
+    cfgs = configs(tiny)
+    result = train_array(cfgs, data, keep_weights=True)[2]
+    model = build_model(cfgs[2], data)
+    assert list(result.state_dict) == list(model.state_dict())
+    model.load_state_dict(result.state_dict)
+    assert evaluate(model, data.test, cfgs[2]) == pytest.approx(result.test_acc, abs=TOL)
+
+
+# ----------------------------------------------------------------------------- what members share
+
+
+def test_members_share_the_architecture_and_differ_in_what_a_search_draws(tiny):
+    cfgs = configs(tiny, [{**m, "threshold": t, "surrogate_args": {"slope": s}, "epochs": e, "early_stopping_patience": p}
+                          for m, t, s, e, p in zip(MEMBERS, (1.0, 0.5, 2.0), (25, 5, 50), (2, 3, 4), (1, 2, 3))])
+    check_array(cfgs)
+    assert len({array_key(c) for c in cfgs}) == 1
+
+
+@pytest.mark.parametrize("field, value", [
+    ("model.neuron", "synaptic"),
+    ("model.surrogate", "atan"),
+    ("model.channels", [4, 6]),
+    ("model.num_steps", 6),
+    ("model.encoding", "rate"),
+    ("training.backprop", "rtrl"),
+    ("training.tbptt_window", 3),
+    ("training.batch_size", 32),
+    ("training.optimizer", "adam"),
+    ("training.loss", "ce_count"),
+    ("dataset.val_size", 100),
+])
+def test_members_that_differ_in_architecture_are_refused(tiny, field, value):
+    first, second = configs(tiny, MEMBERS[:2])
+    other = second.replace(**{field: value})
+    assert array_key(first) != array_key(other)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        check_array([first, other])
+
+
+def test_the_snntorch_engine_is_refused(tiny):
+    tiny["training"]["engine"] = "snntorch"
+    with pytest.raises(ConfigError, match="training.engine"):
+        check_array(configs(tiny))
