@@ -47,7 +47,7 @@ from ._data import Data, Split, load
 from ._encodings import ENCODINGS
 from ._losses import LOSSES
 from ._model import ConvSNN, count_parameters, detach_state
-from ._neurons import Neuron
+from ._neurons import Neuron, whole_window
 from ._neurons._base import surrogate_derivative
 from ._optimizers import OPTIMIZERS
 from ._surrogates import SURROGATES
@@ -106,11 +106,12 @@ class FusedConv(nn.Module):
     """K convolutions of one shape: weight ``[K, out, in, k, k]``, bias ``[K, out]``; member k's
     channels are the k-th block of the input's and of the output's.
 
-    Off the CPU they run as one grouped convolution (one launch for the whole array). On a CPU
-    they run member by member, each on its own block in the layout the lone network gives it:
-    one launch buys nothing there, and the grouped kernel sums the weight gradient in another
-    order, whose last-bit differences Adam-type optimizers magnify in gradients near zero
-    (``eps``), so members would drift from their lone runs. ``grouped`` overrides the choice.
+    Off the CPU (:func:`whole_window`: where a launch costs more than its arithmetic) they run as
+    one grouped convolution. On a CPU they run member by member, each on its own block in the
+    layout the lone network gives it: one launch buys nothing there, and the grouped kernel sums
+    the weight gradient in another order, whose last-bit differences Adam-type optimizers magnify
+    in gradients near zero (``eps``), so members would drift from their lone runs. ``grouped``
+    overrides the choice.
     """
 
     def __init__(self, convs: Sequence[nn.Conv2d], grouped: bool | None = None):
@@ -121,7 +122,7 @@ class FusedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         members = len(self.weight)
-        if self.grouped if self.grouped is not None else x.device.type != "cpu":
+        if self.grouped if self.grouped is not None else whole_window(x):
             return F.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(), groups=members)
         channels_last = x.is_contiguous(memory_format=torch.channels_last)
         blocks = [_as_lone(b, channels_last) for b in x.chunk(members, 1)]

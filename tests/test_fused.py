@@ -31,9 +31,13 @@ from objectives import (
     train_array,
     train_batch,
 )
+from objectives import _fused, _model
 from objectives._fused import FUSED_ENCODINGS, FUSED_OPTIMIZERS, FusedConv, make_fused_optimizer
+from objectives._neurons import _base
 
 TOL = 1e-5
+#: gradients summed in another order (the grouped convolution's): relative to the tensor's largest
+GRAD_TOL = 1e-4
 BATCHES = 3
 #: three members that differ in everything a search draws (alpha > beta: the alpha neuron needs it)
 MEMBERS = [
@@ -41,17 +45,25 @@ MEMBERS = [
     {"lr": 0.003, "beta": 0.7, "alpha": 0.95, "seed": 1},
     {"lr": 0.02, "beta": 0.6, "alpha": 0.8, "seed": 2},
 ]
+#: SGD moves a weight by lr times its gradient, which is small here: larger rates, so that weights move
+SGD_MEMBERS = [{**m, "lr": m["lr"] * 1000} for m in MEMBERS]
 #: surrogates whose derivative draws no random numbers (the stochastic operator's noise is drawn for
 #: the whole array at once: the same distribution as alone, not the same numbers)
 DETERMINISTIC_SURROGATES = [s for s in SURROGATES if s != "stochastic_spike_operator"]
 
 
 def configs(tiny, members=MEMBERS, **shared) -> list[TrialConfig]:
-    """One config per member: ``tiny`` with the member's values and the ``section__field`` overrides all share."""
+    """One config per member: ``tiny`` with the member's values and the ``section__field`` overrides all share.
+
+    Six steps with tbptt windows of 4 and 2 (the remainder is tested too; the alpha neuron needs a
+    window of 4 for its three layers to pass a gradient back to the first), and a threshold of 0.25
+    that keeps every layer spiking, so that every weight moves in three batches.
+    """
     out = []
     for m in members:
         d = copy.deepcopy(tiny)
-        d["training"]["tbptt_window"] = 2  # 5 steps: windows of 2, 2 and 1
+        d["model"].update(num_steps=6, threshold=0.25)
+        d["training"]["tbptt_window"] = 4
         for key, value in shared.items():
             section, name = key.split("__")
             d[section][name] = value
@@ -62,17 +74,33 @@ def configs(tiny, members=MEMBERS, **shared) -> list[TrialConfig]:
     return out
 
 
-def lone_batches(cfg, data, n=BATCHES):
-    """``n`` batches as ``objectives.train`` starts a run: seeded model and batch order. Weights and losses."""
+def recording(optimizer, params, grads: list):
+    """``optimizer`` whose ``step`` first appends a copy of ``params``' gradients to ``grads``."""
+    step = optimizer.step
+
+    def record(*args, **kwargs):
+        grads.append([p.grad.clone() for p in params])
+        return step(*args, **kwargs)
+
+    optimizer.step = record
+    return optimizer
+
+
+def lone_batches(cfg, data, n=BATCHES, grads=None):
+    """``n`` batches as ``objectives.train`` starts a run: seeded model and batch order. Initial weights,
+    weights and losses; every window's gradients into ``grads``."""
     torch.manual_seed(cfg.training.seed)
     model = build_model(cfg, data)
+    initial = copy.deepcopy(model.state_dict())
     optimizer = make_optimizer(cfg, model, torch.device("cpu"))
+    if grads is not None:
+        recording(optimizer, list(model.parameters()), grads)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.training.seed))
     size, losses = cfg.training.batch_size, []
     for b in range(n):
         idx = order[b * size : (b + 1) * size]
         losses.append(train_batch(model, data.train.x[idx], data.train.y[idx], optimizer, cfg)[0])
-    return model.state_dict(), torch.stack(losses)
+    return initial, model.state_dict(), torch.stack(losses)
 
 
 def array_orders(cfgs, data):
@@ -94,11 +122,19 @@ def max_diff(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
-def assert_members_train_as_alone(cfgs, data):
+def least_moved(initial: dict, weights: dict) -> float:
+    """The smallest largest change of any weight tensor: > 0 when every layer learned."""
+    return min((weights[k] - initial[k]).abs().max().item() for k in weights if not k.startswith("neurons."))
+
+
+def assert_members_train_as_alone(cfgs, data, learns=True):
+    """After ``BATCHES`` batches each member's weights and losses equal its lone run's within ``TOL``,
+    where each lone run moved every weight tensor by far more than that (``learns``) or none at all."""
     array = TrialArray(cfgs, data)
     losses = array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
     for k, cfg in enumerate(cfgs):
-        weights, lone_losses = lone_batches(cfg, data)
+        initial, weights, lone_losses = lone_batches(cfg, data)
+        assert least_moved(initial, weights) > 100 * TOL if learns else max_diff(initial, weights) == 0
         assert max_diff(array.member_state_dict(k), weights) <= TOL, f"member {k}"
         torch.testing.assert_close(losses[k], lone_losses, rtol=0, atol=TOL)
 
@@ -111,14 +147,23 @@ def data():
 # ----------------------------------------------------------------------------- one batch after another
 
 
+def cannot_learn(neuron, backprop) -> bool:
+    """The alpha neuron's membrane does not depend on the current step's input (its excitatory trace gets
+    +I, its inhibitory one -I), so one-step windows (rtrl) pass no gradient: its weights never move, alone
+    or in an array."""
+    return (neuron, backprop) == ("alpha", "rtrl")
+
+
 @pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
 def test_members_with_their_own_lr_beta_alpha_and_seed_train_as_alone(tiny, data, neuron, backprop):
-    assert_members_train_as_alone(configs(tiny, model__neuron=neuron, training__backprop=backprop), data)
+    cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop)
+    assert_members_train_as_alone(cfgs, data, learns=not cannot_learn(neuron, backprop))
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_steps_each_member_with_its_own_learning_rate(tiny, data, optimizer):
-    assert_members_train_as_alone(configs(tiny, training__optimizer=optimizer), data)
+    members = SGD_MEMBERS if optimizer == "sgd" else MEMBERS
+    assert_members_train_as_alone(configs(tiny, members, training__optimizer=optimizer), data)
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -135,8 +180,8 @@ def test_every_encoding_gives_each_member_its_own_input(tiny, data, encoding):
 @pytest.mark.parametrize("surrogate", DETERMINISTIC_SURROGATES)
 def test_members_may_differ_in_threshold_and_surrogate_shape(tiny, data, surrogate):
     defaults = SURROGATES[surrogate].params
-    members = [{**m, "threshold": t, "surrogate_args": {p: v * s for p, v in defaults.items()}}
-               for m, t, s in zip(MEMBERS, (1.0, 0.8, 1.25), (1.0, 0.5, 2.0))]
+    members = [{**m, "threshold": t, "surrogate_args": {p: v * scale for p, v in defaults.items()}}
+               for m, t, scale in zip(MEMBERS, (0.25, 0.2, 0.3), (1.0, 0.5, 1.5))]
     assert_members_train_as_alone(configs(tiny, members, model__surrogate=surrogate, model__neuron="alpha"), data)
 
 
@@ -168,18 +213,36 @@ def test_a_fused_optimizer_step_is_torch_optims_step_for_each_member(optimizer):
             assert torch.equal(p[k], q), f"member {k}"
 
 
+@pytest.fixture
+def accelerator_path(monkeypatch):
+    """The GPU's way on the CPU: each window's work at once over all its steps, lone and fused, and
+    the array's convolutions as one grouped convolution."""
+    for module in (_base, _model, _fused):
+        monkeypatch.setattr(module, "whole_window", lambda t: True)
+
+
 @pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
-def test_the_grouped_convolution_of_accelerators_trains_as_alone_under_sgd(tiny, data, neuron, backprop):
-    # Off the CPU an array runs one grouped convolution, whose weight gradient sums in another order;
-    # SGD moves the weights by lr * gradient, so the result stays within float rounding of the lone run
-    # (Adam-type optimizers divide by sqrt(v) + eps and magnify last-bit differences of near-zero gradients).
+def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron, backprop, accelerator_path):
+    # The grouped convolution sums its weight gradient in another order than the lone convolution, so the
+    # accelerator path is the lone computation to float rounding, window after window (SGD: each step is
+    # lr * gradient, and these small rates keep the runs on the same weights; Adam-type optimizers divide
+    # by sqrt(v) + eps and magnify last-bit differences of near-zero gradients into diverging runs).
     cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd")
     array = TrialArray(cfgs, data)
-    for conv in array.model.convs:
-        conv.grouped = True
+    assert all(conv.grouped is None for conv in array.model.convs)
+    fused_grads = []
+    recording(array.optimizer, array.optimizer.params, fused_grads)
     array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
     for k, cfg in enumerate(cfgs):
-        assert max_diff(array.member_state_dict(k), lone_batches(cfg, data)[0]) <= TOL
+        lone_grads = []
+        lone_batches(cfg, data, grads=lone_grads)
+        for window, (fused, lone) in enumerate(zip(fused_grads, lone_grads, strict=True)):
+            for g, expected in zip(fused, lone, strict=True):
+                atol = GRAD_TOL * expected.abs().max().item()
+                torch.testing.assert_close(g[k], expected, rtol=0, atol=atol, msg=f"member {k} window {window}")
+        # every weight tensor has a gradient in some window (a short window can leave the first layers without)
+        reached = [any(window[i].abs().max() > 0 for window in lone_grads) for i in range(len(lone_grads[0]))]
+        assert all(reached) != cannot_learn(neuron, backprop)
 
 
 def test_a_grouped_convolution_computes_each_members_convolution():
@@ -211,7 +274,7 @@ def test_a_stopped_member_takes_no_more_steps_and_the_others_go_on(tiny, data):
     array_batches(array, data, orders, [1, 2])
     assert max_diff(array.member_state_dict(1), frozen) == 0
     for k in (0, 2):
-        assert max_diff(array.member_state_dict(k), lone_batches(cfgs[k], data)[0]) <= TOL
+        assert max_diff(array.member_state_dict(k), lone_batches(cfgs[k], data)[1]) <= TOL
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -338,7 +401,7 @@ def test_members_share_the_architecture_and_differ_in_what_a_search_draws(tiny):
     ("model.neuron", "synaptic"),
     ("model.surrogate", "atan"),
     ("model.channels", [4, 6]),
-    ("model.num_steps", 6),
+    ("model.num_steps", 7),
     ("model.encoding", "rate"),
     ("training.backprop", "rtrl"),
     ("training.tbptt_window", 3),
