@@ -10,7 +10,8 @@ patience). The K networks become one:
 - each convolution is one grouped convolution (``groups=K``): member k's images are the k-th
   block of the input channels and its filters the k-th block of the weight, so no member sees
   another's activations;
-- the linear layer is one batched matrix product over ``[K, out, in]`` weights;
+- the linear layer is one batched matrix product over ``[K, out, in]`` weights (on a CPU both run
+  member by member, each on its own block, so that the sums are the lone run's to the bit);
 - each neuron layer is one layer of the same neuron class whose constants (beta, alpha, threshold
   and what the neuron derives from them, taken from each member's own neuron, so bit for bit its
   values) are tensors over the feature axis, member k's on its block; so are the surrogate's
@@ -139,19 +140,25 @@ def _as_lone(block: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 class FusedLinear(nn.Module):
-    """K linear layers of one shape as one batched matrix product: weight ``[K, out, in]``, bias
-    ``[K, out]``; the last axis of input and output holds member k's features as its k-th block."""
+    """K linear layers of one shape: weight ``[K, out, in]``, bias ``[K, out]``; the last axis of input
+    and output holds member k's features as its k-th block. Off the CPU one batched matrix product; on
+    a CPU member by member, for :class:`FusedConv`'s reasons (the batched product sums the bias gradient
+    over the batch in another order). ``grouped`` overrides the choice."""
 
-    def __init__(self, linears: Sequence[nn.Linear]):
+    def __init__(self, linears: Sequence[nn.Linear], grouped: bool | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in linears]))
         self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in linears]))
+        self.grouped = grouped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         members, out_features, in_features = self.weight.shape
-        per_member = x.reshape(-1, members, in_features).transpose(0, 1)
-        y = torch.baddbmm(self.bias.unsqueeze(1), per_member, self.weight.transpose(1, 2))
-        return y.transpose(0, 1).reshape(*x.shape[:-1], members * out_features)
+        if self.grouped if self.grouped is not None else whole_window(x):
+            per_member = x.reshape(-1, members, in_features).transpose(0, 1)
+            y = torch.baddbmm(self.bias.unsqueeze(1), per_member, self.weight.transpose(1, 2))
+            return y.transpose(0, 1).reshape(*x.shape[:-1], members * out_features)
+        blocks = x.chunk(members, -1)
+        return torch.cat([F.linear(b.contiguous(), w, c) for b, w, c in zip(blocks, self.weight, self.bias)], -1)
 
 
 def _block_shape(dims: int) -> tuple[int, ...]:

@@ -21,6 +21,8 @@ from objectives import (
     TrainingDiverged,
     TrialArray,
     TrialConfig,
+    _fused,
+    _model,
     array_key,
     build_model,
     check_array,
@@ -31,8 +33,7 @@ from objectives import (
     train_array,
     train_batch,
 )
-from objectives import _fused, _model
-from objectives._fused import FUSED_ENCODINGS, FUSED_OPTIMIZERS, FusedConv, make_fused_optimizer
+from objectives._fused import FUSED_ENCODINGS, FUSED_OPTIMIZERS, FusedConv, FusedLinear, make_fused_optimizer
 from objectives._neurons import _base
 
 TOL = 1e-5
@@ -216,7 +217,7 @@ def test_a_fused_optimizer_step_is_torch_optims_step_for_each_member(optimizer):
 @pytest.fixture
 def accelerator_path(monkeypatch):
     """The GPU's way on the CPU: each window's work at once over all its steps, lone and fused, and
-    the array's convolutions as one grouped convolution."""
+    the array's convolutions and linear layer as one grouped convolution and one batched product."""
     for module in (_base, _model, _fused):
         monkeypatch.setattr(module, "whole_window", lambda t: True)
 
@@ -229,7 +230,7 @@ def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron
     # by sqrt(v) + eps and magnify last-bit differences of near-zero gradients into diverging runs).
     cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd")
     array = TrialArray(cfgs, data)
-    assert all(conv.grouped is None for conv in array.model.convs)
+    assert all(layer.grouped is None for layer in [*array.model.convs, array.model.fc])
     fused_grads = []
     recording(array.optimizer, array.optimizer.params, fused_grads)
     array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
@@ -245,21 +246,56 @@ def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron
         assert all(reached) != cannot_learn(neuron, backprop)
 
 
-def test_a_grouped_convolution_computes_each_members_convolution():
-    g = torch.Generator().manual_seed(0)
-    lone = [torch.nn.Conv2d(3, 5, 3) for _ in range(4)]
-    x = torch.rand(6, 4 * 3, 9, 9, generator=g, requires_grad=True)
-    grad_out = torch.randn(6, 4 * 5, 7, 7, generator=g)
-    results = []
-    for grouped in (True, False):
-        conv = FusedConv(lone, grouped=grouped)
-        out = conv(x)
-        grads = torch.autograd.grad(out, [x, conv.weight, conv.bias], grad_out)
-        results.append((out, *grads))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    expected = torch.cat([c(block) for c, block in zip(lone, x.chunk(4, 1))], 1)
-    torch.testing.assert_close(results[0][0], expected, rtol=1e-5, atol=1e-5)
+def layer_outputs_and_grads(layer, x, grad_out):
+    x = x.detach().clone().requires_grad_()
+    out = layer(x)
+    return (out, *torch.autograd.grad(out, [x, *layer.parameters()], grad_out))
+
+
+def lone_layers_outputs_and_grads(layers, x, grad_out):
+    """What each member's own layer gives on its block of ``x`` (channels for 4-d, features for 3-d)."""
+    dim = 1 if x.dim() == 4 else -1
+    x = x.detach().clone().requires_grad_()
+    blocks = x.chunk(len(layers), dim)
+    outs = [layer(b.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else b.contiguous())
+            for layer, b in zip(layers, blocks)]
+    out = torch.cat(outs, dim)
+    grads = torch.autograd.grad(out, [x, *(p for layer in layers for p in layer.parameters())], grad_out)
+    weights = torch.stack(grads[1::2])
+    biases = torch.stack(grads[2::2])
+    return out, grads[0], weights, biases
+
+
+def member_layers(kind, members=4):
+    torch.manual_seed(0)
+    return [torch.nn.Conv2d(12, 64, 5) if kind == "conv" else torch.nn.Linear(1024, 10) for _ in range(members)]
+
+
+def layer_input(kind, members=4):
+    g = torch.Generator().manual_seed(1)
+    if kind == "conv":  # the seed's second convolution on a batch of 128 (spikes, channels-last)
+        x = (torch.rand(128, members * 12, 12, 12, generator=g) < 0.3).float()
+        return x.contiguous(memory_format=torch.channels_last), torch.randn(128, members * 64, 8, 8, generator=g)
+    # the linear layer on 25 steps of a batch of 128
+    return (torch.rand(25, 128, members * 1024, generator=g) < 0.3).float(), torch.randn(25, 128, members * 10, generator=g)
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_on_a_cpu_each_member_is_computed_by_its_own_layer_to_the_bit(kind):
+    lone = member_layers(kind)
+    fused = (FusedConv if kind == "conv" else FusedLinear)(lone)
+    x, grad_out = layer_input(kind)
+    for a, b in zip(layer_outputs_and_grads(fused, x, grad_out), lone_layers_outputs_and_grads(lone, x, grad_out)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_the_accelerators_batched_layer_computes_each_members_layer(kind):
+    lone = member_layers(kind)
+    x, grad_out = layer_input(kind)
+    grouped = layer_outputs_and_grads((FusedConv if kind == "conv" else FusedLinear)(lone, grouped=True), x, grad_out)
+    for a, b in zip(grouped, lone_layers_outputs_and_grads(lone, x, grad_out)):
+        torch.testing.assert_close(a, b, rtol=0, atol=GRAD_TOL * b.abs().max().item())
 
 
 # ----------------------------------------------------------------------------- stopping and compaction
