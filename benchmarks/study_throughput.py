@@ -288,13 +288,12 @@ def main(argv=None) -> int:
             ok &= diff <= args.tolerance
             line += f" {r['speedup']:6.2f}x {diff:10.4f}{'' if diff <= args.tolerance else ' FAIL'}"
         print(line, flush=True)
-    print(f"\nwall: first worker's start to last one's end (data loading excluded); CPU s: the workers' CPU time "
-          f"(user + system) in that stretch, summed (on a shared machine, the work done whatever the contention); "
-          f"samples/s: training samples over "
-          f"time in training batches, summed over processes; peak MiB: "
-          + ("CUDA allocator peak" if device.type == "cuda" else "peak RSS") + " per process, summed; "
-          f"max |dval|: largest difference of any trial's validation accuracy (any epoch) from (a)'s, "
-          f"tolerance {args.tolerance}")
+    memory = "CUDA allocator peak" if device.type == "cuda" else "peak RSS"
+    print("\nwall: first worker's start to last one's end (data loading excluded); CPU s: the workers' CPU time "
+          "(user + system) in that stretch, summed (on a shared machine: the work done, whatever the contention); "
+          "samples/s: training samples over time in training batches, summed over processes; "
+          f"peak MiB: {memory} per process, summed; max |dval|: largest difference of any trial's validation "
+          f"accuracy (any epoch) from (a)'s, tolerance {args.tolerance}")
     if args.json:
         print(json.dumps({"machine": info, "args": {k: v for k, v in vars(args).items() if k not in ("worker", "ids")},
                           "data": source, "runs": runs}, indent=2))
