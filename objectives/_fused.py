@@ -25,9 +25,12 @@ patience). The K networks become one:
 Member k starts from the weights ``torch.manual_seed(seed_k); build_model(cfg_k)`` gives, takes
 its batches in the order its own ``torch.Generator().manual_seed(seed_k)`` draws (as
 :func:`~objectives.train` does) and, under rate encoding, its Poisson spikes from a generator in
-the state its lone run's global generator would be in. On a CPU in fp32 its weights then equal
-its lone run's to float rounding (``tests/test_fused.py``). The stochastic spike operator's noise
-is drawn for the whole array at once: the same distribution as alone, not the same numbers.
+the state its lone run's global generator would be in. On a CPU its weights then are its lone
+run's bit for bit; off the CPU, where the grouped convolution and the batched product sum in
+another order, its gradients equal the lone run's to float rounding (``tests/test_fused.py``),
+and Adam-type optimizers turn such last-bit differences in near-zero gradients into runs that
+differ as two GPU runs of one trial with different kernels do. The stochastic spike operator's
+noise is drawn for the whole array at once: the same distribution as alone, not the same numbers.
 """
 
 from __future__ import annotations
@@ -226,10 +229,16 @@ class FusedConvSNN(ConvSNN):
         )
 
     def _rate(self, spikes: torch.Tensor) -> torch.Tensor:
-        # summed over time and batch first (contiguous, fast), then per member; spike counts are whole
-        # numbers, exact in float32 below 2^24, so this is the lone run's mean (sum, then divide) to the bit
-        counts = spikes.detach().sum(dim=(0, 1)).unflatten(0, (self.members, -1)).flatten(1).sum(1)
-        return counts / (spikes.numel() // self.members)
+        # Spike counts are whole numbers, exact in float32 below 2^24 whatever the order of the sum: this
+        # is the lone run's mean (a sum, then a division) to the bit. The sum runs in memory order: over a
+        # CPU's channels-last steps, reducing across the innermost axis is some 20 times slower.
+        s = spikes.detach()
+        if s.stride(2) == 1:
+            counts = s.movedim(2, -1).reshape(-1, s.shape[2]).sum(0).view(self.members, -1).sum(1)
+        else:
+            per_member = s.unflatten(2, (self.members, -1))
+            counts = per_member.sum(dim=[d for d in range(per_member.dim()) if d != 2])
+        return counts / (s.numel() // self.members)
 
     def _layers_with_weights(self) -> list[tuple[str, nn.Module]]:
         return [*((f"convs.{i}", c) for i, c in enumerate(self.convs)), ("fc", self.fc)]
