@@ -3,6 +3,7 @@ same batches, same updates (CPU, fp32), and leaves every lone result (TrainResul
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 
@@ -90,10 +91,11 @@ def recording(optimizer, params, grads: list):
 def lone_batches(cfg, data, n=BATCHES, grads=None):
     """``n`` batches as ``objectives.train`` starts a run: seeded model and batch order. Initial weights,
     weights and losses; every window's gradients into ``grads``."""
+    device = data.train.x.device
     torch.manual_seed(cfg.training.seed)
-    model = build_model(cfg, data)
+    model = build_model(cfg, data).to(device)
     initial = copy.deepcopy(model.state_dict())
-    optimizer = make_optimizer(cfg, model, torch.device("cpu"))
+    optimizer = make_optimizer(cfg, model, device)
     if grads is not None:
         recording(optimizer, list(model.parameters()), grads)
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.training.seed))
@@ -222,15 +224,12 @@ def accelerator_path(monkeypatch):
         monkeypatch.setattr(module, "whole_window", lambda t: True)
 
 
-@pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
-def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron, backprop, accelerator_path):
-    # The grouped convolution sums its weight gradient in another order than the lone convolution, so the
-    # accelerator path is the lone computation to float rounding, window after window (SGD: each step is
-    # lr * gradient, and these small rates keep the runs on the same weights; Adam-type optimizers divide
-    # by sqrt(v) + eps and magnify last-bit differences of near-zero gradients into diverging runs).
-    cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd")
+def assert_gradients_as_alone(cfgs, data, learns=True):
+    """Every window's gradients of each member equal its lone run's to float rounding (three batches),
+    and every weight tensor has a gradient in some window (``learns``; a short window can leave the
+    first layers without) or none has."""
     array = TrialArray(cfgs, data)
-    assert all(layer.grouped is None for layer in [*array.model.convs, array.model.fc])
+    assert all(layer.grouped is None for layer in [*array.model.convs, array.model.fc])  # the device decides
     fused_grads = []
     recording(array.optimizer, array.optimizer.params, fused_grads)
     array_batches(array, data, array_orders(cfgs, data), range(BATCHES))
@@ -241,9 +240,18 @@ def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron
             for g, expected in zip(fused, lone, strict=True):
                 atol = GRAD_TOL * expected.abs().max().item()
                 torch.testing.assert_close(g[k], expected, rtol=0, atol=atol, msg=f"member {k} window {window}")
-        # every weight tensor has a gradient in some window (a short window can leave the first layers without)
         reached = [any(window[i].abs().max() > 0 for window in lone_grads) for i in range(len(lone_grads[0]))]
-        assert all(reached) != cannot_learn(neuron, backprop)
+        assert all(reached) is learns
+
+
+@pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
+def test_the_accelerator_path_computes_each_members_gradients(tiny, data, neuron, backprop, accelerator_path):
+    # The grouped convolution sums its weight gradient in another order than the lone convolution, so the
+    # accelerator path is the lone computation to float rounding, window after window (SGD: each step is
+    # lr * gradient, and these small rates keep the runs on the same weights; Adam-type optimizers divide
+    # by sqrt(v) + eps and magnify last-bit differences of near-zero gradients into diverging runs).
+    cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd")
+    assert_gradients_as_alone(cfgs, data, learns=not cannot_learn(neuron, backprop))
 
 
 def layer_outputs_and_grads(layer, x, grad_out):
@@ -458,3 +466,44 @@ def test_the_snntorch_engine_is_refused(tiny):
     tiny["training"]["engine"] = "snntorch"
     with pytest.raises(ConfigError, match="training.engine"):
         check_array(configs(tiny))
+
+
+# ----------------------------------------------------------------------------- on a GPU (skipped without one)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """No TF32 in cuDNN convolutions and CUDA matrix products: the lone and the grouped convolutions
+    differ in shape, and TF32's rounding would differ between them far above the tolerance."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@needs_cuda
+@pytest.mark.parametrize("neuron, backprop", list(itertools.product(NEURONS, BACKPROPS)))
+def test_on_a_gpu_each_member_gets_its_lone_gradients(tiny, neuron, backprop):
+    # the lone runs eager (no CUDA graph: its optimizer is the capturable one), like the array
+    cfgs = configs(tiny, model__neuron=neuron, training__backprop=backprop, training__optimizer="sgd",
+                   training__device="cuda", training__cuda_graph=False)
+    with full_fp32():
+        assert_gradients_as_alone(cfgs, load(cfgs[0].dataset, "cuda"), learns=not cannot_learn(neuron, backprop))
+
+
+@needs_cuda
+def test_on_a_gpu_every_member_gets_a_result_whose_weights_load_into_its_own_network(tiny):
+    cfgs = configs(tiny, training__device="cuda")
+    data = load(cfgs[0].dataset, "cuda")
+    results = train_array(cfgs, data, keep_weights=True)
+    for cfg, result in zip(cfgs, results, strict=True):
+        assert result.epochs == cfg.training.epochs and result.val_acc > 0.3
+        model = build_model(cfg, data).to("cuda")
+        model.load_state_dict(result.state_dict)
+        # another kernel than the array's grouped one: a spike may flip, an image's prediction with it
+        assert evaluate(model, data.test, cfg) == pytest.approx(result.test_acc, abs=0.01)
