@@ -240,7 +240,7 @@ class FusedConvSNN(ConvSNN):
             counts = per_member.sum(dim=[d for d in range(per_member.dim()) if d != 2])
         return counts / (s.numel() // self.members)
 
-    def _layers_with_weights(self) -> list[tuple[str, nn.Module]]:
+    def _layers_with_weights(self) -> list[tuple[str, FusedConv | FusedLinear]]:
         return [*((f"convs.{i}", c) for i, c in enumerate(self.convs)), ("fc", self.fc)]
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
@@ -608,13 +608,13 @@ def train_array(
         orders = torch.stack([torch.randperm(n_train, generator=members[m].shuffle) for m in slots]).to(device)
         loss_sum = torch.zeros(len(slots), device=device)
         correct = torch.zeros(len(slots), device=device)
-        rate_sum = None
+        rate_sum = torch.zeros((), device=device)
         for b in range(n_batches):
             idx = orders[:, b * batch_size : (b + 1) * batch_size]
             loss, right, rates = array.train_batch(data.train.x[idx], data.train.y[idx])
             loss_sum += loss * idx.shape[1]
             correct += right
-            rate_sum = rates * idx.shape[1] if rate_sum is None else rate_sum + rates * idx.shape[1]
+            rate_sum = rate_sum + rates * idx.shape[1]
             if on_batch is not None:
                 on_batch(b + 1, n_batches)
         train_seconds = time.perf_counter() - epoch_start
@@ -672,7 +672,7 @@ def _results(array: TrialArray, members: Sequence[_Member], slots: Sequence[int]
     """The finished members' results: their best-validation weights tested together in one fused network."""
     best = copy.deepcopy(array.model)
     best.keep(slots)
-    best.load_member_state_dicts([m.best_weights for m in members])
+    best.load_member_state_dicts([m.best_weights for m in members if m.best_weights is not None])
     test_accs = evaluate_members(best, data.test, members[0].cfg, [array.generators[s] for s in slots])
     n_train = len(data.train)
     results = []
