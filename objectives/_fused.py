@@ -434,7 +434,7 @@ def _fork_default_generator(device: torch.device) -> torch.Generator:
     return generator
 
 
-def _rate(x: torch.Tensor, num_steps: int, generator: torch.Generator) -> torch.Tensor:
+def _poisson(x: torch.Tensor, num_steps: int, generator: torch.Generator) -> torch.Tensor:
     # snntorch.spikegen.rate(x, num_steps), drawing from ``generator``
     return torch.bernoulli(torch.clamp(x.repeat(num_steps, *[1] * x.dim()), min=0, max=1), generator=generator)
 
@@ -443,7 +443,7 @@ def _rate(x: torch.Tensor, num_steps: int, generator: torch.Generator) -> torch.
 #: input, ``[B, K*C, H, W]`` (static) or ``[T, B, K*C, H, W]``, member k's encoding drawn from its generator
 FUSED_ENCODINGS: dict[str, Callable[[torch.Tensor, int, Sequence[torch.Generator]], torch.Tensor]] = {
     "direct": lambda x, num_steps, generators: x.transpose(0, 1).flatten(1, 2),
-    "rate": lambda x, num_steps, generators: torch.cat([_rate(xk, num_steps, g) for xk, g in zip(x, generators)], 2),
+    "rate": lambda x, num_steps, generators: torch.cat([_poisson(xk, num_steps, g) for xk, g in zip(x, generators)], 2),
 }
 
 
