@@ -4,20 +4,22 @@
 The members of an array share everything that shapes the computation (neuron, surrogate kind,
 backprop method and window, channels, kernel size, time steps, batch size, optimizer kind, loss,
 encoding, dataset, device: :func:`array_key`) and may differ in the values a search draws
-(:data:`MEMBER_FIELDS`: learning rate, beta, alpha, threshold, surrogate shape, seed, epochs,
-patience). The K networks become one:
+(:data:`MEMBER_FIELDS`: learning rate, beta, alpha, threshold, surrogate shape and width, seed,
+epochs, patience). The K networks become one:
 
 - each convolution is one grouped convolution (``groups=K``): member k's images are the k-th
   block of the input channels and its filters the k-th block of the weight, so no member sees
   another's activations;
 - the linear layer is one batched matrix product over ``[K, out, in]`` weights (on a CPU both run
   member by member, each on its own block, so that the sums are the lone run's to the bit);
-- each neuron layer is one layer of the same neuron class whose constants (beta, alpha, threshold
-  and what the neuron derives from them, taken from each member's own neuron, so bit for bit its
-  values) are tensors over the feature axis, member k's on its block; so are the surrogate's
-  shape parameters where members differ in them;
+- each neuron layer is one layer of the same neuron class whose constants (beta, alpha, threshold,
+  the matched gain's input scale and what the neuron derives from them, taken from each member's
+  own neuron, so bit for bit its values) are tensors over the feature axis, member k's on its
+  block; where members differ in the surrogate's shape or width, member k's block goes through its
+  own neuron's surrogate (:func:`~objectives._surrogates.side_by_side`);
 - each member's loss is its own (snntorch's criterion per sample, averaged over its own batch) and
   the array minimises their sum, so the gradient on member k's weights is that of its loss alone;
+  the optimizer steps after every window or once per batch, as ``training.step_every`` says;
 - the optimizer applies torch.optim's update to each member with its own learning rate
   (:data:`FUSED_OPTIMIZERS`; Adam's update does not depend on the gradient's scale, so scaling
   gradients cannot stand in for a learning rate).
@@ -29,8 +31,13 @@ the state its lone run's global generator would be in. On a CPU its weights then
 run's bit for bit; off the CPU, where the grouped convolution and the batched product sum in
 another order, its gradients equal the lone run's to float rounding (``tests/test_fused.py``),
 and Adam-type optimizers turn such last-bit differences in near-zero gradients into runs that
-differ as two GPU runs of one trial with different kernels do. The stochastic spike operator's
-noise is drawn for the whole array at once: the same distribution as alone, not the same numbers.
+differ as two GPU runs of one trial with different kernels do. The random draws of a surrogate
+(the stochastic spike operator's noise, escape noise's spikes) are made for the whole array at
+once: the same distribution as alone, not the same numbers.
+
+What a member's weights cost (:func:`~objectives.cost_metrics`: each epoch's ``val_costs``, the
+result's ``costs``) is measured on its own :class:`ConvSNN` holding its weights, as its lone run
+measures it: the validation accuracy a study reads is that pass's, so it is the lone run's.
 """
 
 from __future__ import annotations
@@ -41,25 +48,29 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import ConfigError, ModelConfig, TrialConfig
+from ._config import ModelConfig, TrialConfig
+from ._costs import CostMetrics, cost_metrics
 from ._data import Data, Split, load
 from ._encodings import ENCODINGS
+from ._errors import ConfigError, TrainingDiverged
 from ._losses import LOSSES
 from ._model import ConvSNN, count_parameters, detach_state
 from ._neurons import Neuron, whole_window
-from ._neurons._base import surrogate_derivative
 from ._optimizers import OPTIMIZERS
-from ._surrogates import SURROGATES
-from ._train import BACKPROPS, EVAL_BATCH, EpochMetrics, TrainingDiverged, TrainResult, build_model, resolve_device
+from ._record import EpochMetrics
+from ._specs import BACKPROPS
+from ._surrogates import side_by_side
+from ._train import TrainResult, build_model, resolve_device
 
 #: config fields in which the members of one array may differ; they share every other field
 MEMBER_FIELDS: dict[str, tuple[str, ...]] = {
-    "model": ("beta", "alpha", "threshold", "surrogate_args"),
+    "model": ("beta", "alpha", "threshold", "surrogate_args", "surrogate_width"),
     "training": ("lr", "seed", "epochs", "early_stopping_patience"),
 }
 
@@ -85,8 +96,10 @@ def check_array(cfgs: Sequence[TrialConfig]) -> None:
         raise ConfigError("array", [], "an array needs at least one member")
     first = _shared(cfgs[0])
     for cfg in cfgs[1:]:
-        for section, values in _shared(cfg).items():
-            for name, value in values.items():
+        shared = _shared(cfg)
+        # the dataset's resolved defaults follow the model's fields (normalize: the encoding): name those first
+        for section in sorted(shared, key=lambda section: section == "dataset"):
+            for name, value in shared[section].items():
                 if value != first[section][name]:
                     raise ConfigError(
                         f"{section}.{name}", value,
@@ -121,7 +134,7 @@ class FusedConv(nn.Module):
     def __init__(self, convs: Sequence[nn.Conv2d], grouped: bool | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.stack([c.weight.detach() for c in convs]))
-        self.bias = nn.Parameter(torch.stack([c.bias.detach() for c in convs]))
+        self.bias = nn.Parameter(torch.stack([cast(torch.Tensor, c.bias).detach() for c in convs]))
         self.grouped = grouped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,34 +182,32 @@ def _block_shape(dims: int) -> tuple[int, ...]:
     return (-1, *[1] * (dims - 1))
 
 
-def _stack_neurons(neurons: Sequence[Neuron], spike_fn, width: int, dims: int) -> Neuron:
+def _stack_neurons(neurons: Sequence[Neuron], width: int, dims: int, same_surrogate: bool) -> Neuron:
     """One layer of ``neurons``' class holding them side by side, ``width`` features each: every
-    constant the members differ in becomes a tensor with member k's value over its block."""
+    constant the members differ in becomes a tensor with member k's value over its block, and
+    unless their surrogates are the same (``same_surrogate``), member k's block goes through its own."""
     fused = copy.deepcopy(neurons[0])
     for name, value in neurons[0].named_buffers():
         values = [n.get_buffer(name) for n in neurons]
         if any(not torch.equal(v, value) for v in values[1:]):
             setattr(fused, name, torch.stack(values).repeat_interleave(width).view(_block_shape(dims)))
-    fused.spike_fn = spike_fn
-    fused.spike_derivative = surrogate_derivative(spike_fn)
+    scales = [n.input_scale for n in neurons]
+    if any(s != scales[0] for s in scales[1:]):
+        # a float32 tensor: the value a float32 current is multiplied by when the scale is a Python float
+        per_member = torch.tensor(scales, dtype=torch.get_default_dtype(), device=value.device)
+        fused.input_scale = per_member.repeat_interleave(width).view(_block_shape(dims))
+    if not same_surrogate:
+        fused.spike_fn = side_by_side([n.spike_fn for n in neurons], -dims)
+        fused.spike_derivative = fused.spike_fn.derivative
+        fused._sample = getattr(fused.spike_fn, "sample", None)
     # the neuron skips multiplying by a threshold of 1; a block of thresholds is 1 only if every member's is
     fused._unit_threshold = all(n._unit_threshold for n in neurons)
     return fused
 
 
-def _stack_spike_fn(cfgs: Sequence[ModelConfig], width: int, dims: int, device: torch.device):
-    """The members' surrogate (one kind) with each shape parameter they differ in as a tensor over the feature axis."""
-    surrogate = SURROGATES[cfgs[0].surrogate]
-    args = [{**surrogate.params, **c.surrogate_args} for c in cfgs]
-    params: dict[str, float | torch.Tensor] = {}
-    for name in surrogate.params:
-        values = [a[name] for a in args]
-        if all(v == values[0] for v in values):
-            params[name] = values[0]  # a number, exactly as the lone run computes with it
-        else:
-            per_member = torch.tensor(values, dtype=torch.get_default_dtype(), device=device)
-            params[name] = per_member.repeat_interleave(width).view(_block_shape(dims))
-    return surrogate.make(**params)
+def _surrogate_key(cfg: ModelConfig) -> str:
+    """What a member's surrogate is built from (its kind and scale the array shares)."""
+    return json.dumps([cfg.resolved_surrogate_args, cfg.surrogate_width], sort_keys=True)
 
 
 class FusedConvSNN(ConvSNN):
@@ -207,10 +218,13 @@ class FusedConvSNN(ConvSNN):
     def __init__(self, members: Sequence[ConvSNN], cfgs: Sequence[ModelConfig]):
         nn.Module.__init__(self)
         self.engine = "fast"
-        self.convs = nn.ModuleList(FusedConv([m.convs[i] for m in members]) for i in range(len(members[0].convs)))
-        self.fc = FusedLinear([m.fc for m in members])
+        self.convs = nn.ModuleList(
+            FusedConv([cast(nn.Conv2d, m.convs[i]) for m in members]) for i in range(len(members[0].convs))
+        )
+        # ConvSNN's forward calls ``fc`` on the features: a FusedLinear takes them as a Linear does
+        self.fc = FusedLinear([m.fc for m in members])  # type: ignore[assignment]
         # the members' own neurons (plain lists, not submodules): their constants, and their entries in a state dict
-        self.member_neurons = [list(m.neurons) for m in members]
+        self.member_neurons = [[m.neuron(i) for i in range(len(m.neurons))] for m in members]
         self.member_cfgs = list(cfgs)
         self.member_keys = list(members[0].state_dict())
         self._stack()
@@ -220,11 +234,11 @@ class FusedConvSNN(ConvSNN):
         return len(self.member_cfgs)
 
     def _stack(self) -> None:
-        widths = [conv.weight.shape[1] for conv in self.convs] + [self.fc.weight.shape[1]]
+        widths = [layer.weight.shape[1] for _, layer in self._layers_with_weights()]
         dims = [3] * len(self.convs) + [1]  # [K*C, H, W] after a convolution, [K*classes] after the linear layer
-        device = self.fc.weight.device
+        same_surrogate = len({_surrogate_key(c) for c in self.member_cfgs}) == 1
         self.neurons = nn.ModuleList(
-            _stack_neurons([n[i] for n in self.member_neurons], _stack_spike_fn(self.member_cfgs, w, d, device), w, d)
+            _stack_neurons([n[i] for n in self.member_neurons], w, d, same_surrogate)
             for i, (w, d) in enumerate(zip(widths, dims))
         )
 
@@ -241,7 +255,8 @@ class FusedConvSNN(ConvSNN):
         return counts / (s.numel() // self.members)
 
     def _layers_with_weights(self) -> list[tuple[str, FusedConv | FusedLinear]]:
-        return [*((f"convs.{i}", c) for i, c in enumerate(self.convs)), ("fc", self.fc)]
+        convs = [(f"convs.{i}", cast(FusedConv, c)) for i, c in enumerate(self.convs)]
+        return [*convs, ("fc", cast(FusedLinear, self.fc))]
 
     def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s weights as the state dict of its own :class:`ConvSNN` (a copy)."""
@@ -426,7 +441,8 @@ def make_fused_optimizer(kind: str, params, lr: torch.Tensor) -> FusedOptimizer:
 def _fork_default_generator(device: torch.device) -> torch.Generator:
     """A generator in the state of ``device``'s global generator now."""
     if device.type == "cuda":
-        default = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        default = torch.cuda.default_generators[index]
     else:
         default = torch.default_generator
     generator = torch.Generator(device)
@@ -449,7 +465,7 @@ FUSED_ENCODINGS: dict[str, Callable[[torch.Tensor, int, Sequence[torch.Generator
 
 def _criterion(loss: str):
     """The loss's snntorch criterion, one value per sample (snntorch's criteria read ``reduction`` when called)."""
-    criterion = LOSSES[loss].make()
+    criterion: Any = LOSSES[loss].make()
     criterion.reduction = "none"
     return criterion
 
@@ -466,19 +482,22 @@ class TrialArray:
         check_array(cfgs)
         self.cfgs = list(cfgs)
         self.device = resolve_device(cfgs[0].training.device)
-        lone, self.generators = [], []
+        #: each member's own network (its weights are copied in to measure what they cost)
+        self.lone: list[ConvSNN] = []
+        self.generators: list[torch.Generator] = []
         for cfg in cfgs:
             # what train() does before its first batch, so each member starts where its lone run starts
             torch.manual_seed(cfg.training.seed)
-            lone.append(build_model(cfg, data).to(self.device))
+            self.lone.append(build_model(cfg, data).to(self.device))
             self.generators.append(_fork_default_generator(self.device))
-        self.n_params = count_parameters(lone[0])
-        self.model = FusedConvSNN(lone, [c.model for c in cfgs])
+        self.n_params = count_parameters(self.lone[0])
+        self.model = FusedConvSNN(self.lone, [c.model for c in cfgs])
         lr = torch.tensor([c.training.lr for c in cfgs], dtype=torch.float64, device=self.device)
         self.optimizer = make_fused_optimizer(cfgs[0].training.optimizer, self.model.parameters(), lr)
         shared = cfgs[0]
         self.num_steps = shared.model.num_steps
         self.window = BACKPROPS[shared.training.backprop](shared)
+        self.per_window = shared.training.step_every == "window"
         self.static = ENCODINGS[shared.model.encoding].static
         self.encode = FUSED_ENCODINGS[shared.model.encoding]
         self.loss = LOSSES[shared.training.loss]
@@ -489,40 +508,49 @@ class TrialArray:
         return len(self.cfgs)
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
-        """Each member's predicted classes ``[K, B]`` from the network's output spikes or membrane ``[T, B, K*classes]``."""
+        """Each member's predicted classes ``[K, B]`` from the network's output spikes or membrane
+        ``[T, B, K*classes]``."""
         return self.loss.predict(_fold(out, self.members)).view(self.members, -1)
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Train every member on its batch (:func:`~objectives.train_batch` for each at once): images ``x``
-        ``[K, B, C, H, W]``, labels ``y`` ``[K, B]``. Returns each member's mean loss over the windows ``[K]``,
-        its correct predictions ``[K]`` and its layers' spike rates ``[layers, K]``, as tensors (no device sync)."""
+        """Train every member on its batch (:func:`~objectives.train_batch` for each at once, stepping after
+        every window or once per batch as ``training.step_every`` says): images ``x`` ``[K, B, C, H, W]``,
+        labels ``y`` ``[K, B]``. Returns each member's mean loss over the windows ``[K]``, its correct
+        predictions ``[K]`` and its layers' spike rates ``[layers, K]``, as tensors (no device sync)."""
         inputs = self.encode(x, self.num_steps, self.generators)
         targets = y.flatten()
         state, losses, outs, rates = None, [], [], []
+        self.optimizer.zero_grad()
         for start in range(0, self.num_steps, self.window):
             steps = min(self.window, self.num_steps - start)
             chunk = inputs if self.static else inputs[start : start + steps]
             out = self.model(chunk, steps, state, static=self.static)
             scored = out.spikes if self.loss.on == "spikes" else out.mem
             member_losses = self.criterion(_fold(scored, self.members), targets).view(self.members, -1).mean(1)
-            self.optimizer.zero_grad()
             # the sum: each member's weights get the gradient of its own loss
             member_losses.sum().backward()
-            self.optimizer.step()
+            if self.per_window:
+                self.optimizer.step()
+                self.optimizer.zero_grad()
             state = detach_state(out.state)
             losses.append(member_losses.detach())
             outs.append(scored.detach())
             rates.append(torch.stack(out.rates) * steps)
+        if not self.per_window:
+            self.optimizer.step()
         correct = (self.predict(torch.cat(outs)) == y).sum(1)
         return torch.stack(losses).mean(0), correct, torch.stack(rates).sum(0) / self.num_steps
-
-    def evaluate(self, split: Split) -> list[float]:
-        """Each member's accuracy on ``split`` (:func:`~objectives.evaluate` for each at once)."""
-        return evaluate_members(self.model, split, self.cfgs[0], self.generators)
 
     def member_state_dict(self, slot: int) -> dict[str, torch.Tensor]:
         """The member's weights as its own :class:`ConvSNN`'s state dict (a copy)."""
         return self.model.member_state_dict(slot)
+
+    def member_costs(self, slot: int, split: Split, weights: dict[str, torch.Tensor] | None = None) -> CostMetrics:
+        """What the member's weights (or ``weights``, a state dict of its own network) cost on ``split``:
+        :func:`~objectives.cost_metrics` of its own network holding them, as its lone run measures them."""
+        lone = self.lone[slot]
+        lone.load_state_dict(weights if weights is not None else self.member_state_dict(slot))
+        return cost_metrics(lone, self.cfgs[slot], split)
 
     def stop(self, slot: int) -> None:
         """The member takes no more steps (it still runs until :meth:`keep` drops it)."""
@@ -533,24 +561,8 @@ class TrialArray:
         self.model.keep(slots)
         self.optimizer.keep(slots, self.model.parameters())
         self.cfgs = [self.cfgs[s] for s in slots]
+        self.lone = [self.lone[s] for s in slots]
         self.generators = [self.generators[s] for s in slots]
-
-
-@torch.no_grad()
-def evaluate_members(model: FusedConvSNN, split: Split, cfg: TrialConfig, generators: Sequence[torch.Generator]) -> list[float]:
-    """Each member's accuracy on ``split`` over the full window of time steps (``cfg``: what the members share)."""
-    model.eval()
-    members, num_steps = model.members, cfg.model.num_steps
-    encode, static = FUSED_ENCODINGS[cfg.model.encoding], ENCODINGS[cfg.model.encoding].static
-    loss = LOSSES[cfg.training.loss]
-    correct = torch.zeros(members, device=split.y.device)
-    for i in range(0, len(split), EVAL_BATCH):
-        x, y = split.x[i : i + EVAL_BATCH], split.y[i : i + EVAL_BATCH]
-        out = model(encode(x.expand(members, *x.shape), num_steps, generators), num_steps, static=static)
-        pred = loss.predict(_fold(out.spikes if loss.on == "spikes" else out.mem, members)).view(members, -1)
-        correct += (pred == y).sum(1)
-    model.train()
-    return [c / len(split) for c in correct.tolist()]
 
 
 # ----------------------------------------------------------------------------- training an array to the end
@@ -568,6 +580,7 @@ class _Member:
     best_epoch: int = 0
     best_weights: dict[str, torch.Tensor] | None = None
     best_rates: tuple[float, ...] = ()
+    best_costs: CostMetrics | None = None
 
 
 def train_array(
@@ -585,14 +598,14 @@ def train_array(
     boundary and its entry is that exception; a member whose training loss is not finite leaves
     with :class:`TrainingDiverged`; the others go on unchanged. Every other member's entry is the
     :class:`TrainResult` its lone run gives: early stopping after its own patience, test accuracy
-    of its best-validation weights, and (``keep_weights``) those weights as the state dict of its
-    own :class:`ConvSNN`. ``on_batch(done, total)`` reports progress within an epoch.
+    and costs of its best-validation weights, and (``keep_weights``) those weights as the state
+    dict of its own :class:`ConvSNN`. ``on_batch(done, total)`` reports progress within an epoch.
     Anything else raised (``KeyboardInterrupt``) stops the whole array.
     """
     check_array(cfgs)
     shared = cfgs[0]
     device = resolve_device(shared.training.device)
-    data = data if data is not None else load(shared.dataset, device)
+    data = data if data is not None else load(shared.resolved().dataset, device)
     callbacks = list(on_epoch) if on_epoch is not None else [None] * len(cfgs)
     array = TrialArray(cfgs, data)
     members = [_Member(c, cb, torch.Generator().manual_seed(c.training.seed)) for c, cb in zip(cfgs, callbacks)]
@@ -622,8 +635,6 @@ def train_array(
         train_losses = [v / n_train for v in loss_sum.tolist()]
         train_accs = [v / n_train for v in correct.tolist()]
         spike_rates = (rate_sum / n_train).T.tolist()
-        val_accs = array.evaluate(data.val)
-        seconds = time.perf_counter() - epoch_start
         finished, leaving = [], []
         for s, m in enumerate(slots):
             member = members[m]
@@ -631,19 +642,22 @@ def train_array(
                 outcomes[m] = TrainingDiverged(epoch, train_losses[s])
                 leaving.append(s)
                 continue
+            # the validation pass counts what the weights cost too (a study may choose by it, never by the test set)
+            val_costs = array.member_costs(s, data.val)
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=train_losses[s],
                 train_acc=train_accs[s],
-                val_acc=val_accs[s],
+                val_acc=val_costs.accuracy,
                 spike_rates=tuple(spike_rates[s]),
-                seconds=seconds,
+                seconds=time.perf_counter() - epoch_start,
                 train_samples_per_s=n_train / train_seconds,
+                val_costs=val_costs.to_dict(),
             )
             member.history.append(metrics)
             if metrics.val_acc > member.best_val:
                 member.best_val, member.best_epoch, member.best_rates = metrics.val_acc, epoch, metrics.spike_rates
-                member.best_weights = array.member_state_dict(s)
+                member.best_weights, member.best_costs = array.member_state_dict(s), val_costs
             if member.on_epoch is not None:
                 try:
                     member.on_epoch(metrics)
@@ -653,11 +667,8 @@ def train_array(
                     continue
             t = member.cfg.training
             if epoch == t.epochs or epoch - member.best_epoch >= t.early_stopping_patience:
+                outcomes[m] = _result(array, s, member, data, started, keep_weights)
                 finished.append(s)
-        if finished:
-            for s, result in zip(finished, _results(array, [members[slots[s]] for s in finished], finished, data,
-                                                    started, keep_weights)):
-                outcomes[slots[s]] = result
         gone = set(finished) | set(leaving)
         if gone:
             remaining = [s for s in range(len(slots)) if s not in gone]
@@ -667,28 +678,26 @@ def train_array(
     return outcomes  # type: ignore[return-value]
 
 
-def _results(array: TrialArray, members: Sequence[_Member], slots: Sequence[int], data: Data, started: float,
-             keep_weights: bool) -> list[TrainResult]:
-    """The finished members' results: their best-validation weights tested together in one fused network."""
-    best = copy.deepcopy(array.model)
-    best.keep(slots)
-    best.load_member_state_dicts([m.best_weights for m in members if m.best_weights is not None])
-    test_accs = evaluate_members(best, data.test, members[0].cfg, [array.generators[s] for s in slots])
+def _result(
+    array: TrialArray, slot: int, member: _Member, data: Data, started: float, keep_weights: bool
+) -> TrainResult:
+    """A finished member's result: its best-validation weights tested (with their costs) in its own network."""
+    weights = cast(dict[str, torch.Tensor], member.best_weights)  # the first epoch always sets them
+    costs = array.member_costs(slot, data.test, weights)
     n_train = len(data.train)
-    results = []
-    for member, test_acc in zip(members, test_accs):
-        train_time = sum(n_train / m.train_samples_per_s for m in member.history)
-        results.append(TrainResult(
-            val_acc=member.best_val,
-            best_epoch=member.best_epoch,
-            test_acc=test_acc,
-            epochs=len(member.history),
-            seconds=time.perf_counter() - started,
-            train_samples_per_s=n_train * len(member.history) / train_time,
-            spike_rates=member.best_rates,
-            n_params=array.n_params,
-            history=member.history,
-            stopped_early=len(member.history) < member.cfg.training.epochs,
-            state_dict=member.best_weights if keep_weights else None,
-        ))
-    return results
+    train_time = sum(n_train / m.train_samples_per_s for m in member.history)
+    return TrainResult(
+        val_acc=member.best_val,
+        best_epoch=member.best_epoch,
+        test_acc=costs.accuracy,
+        epochs=len(member.history),
+        seconds=time.perf_counter() - started,
+        train_samples_per_s=n_train * len(member.history) / train_time,
+        spike_rates=member.best_rates,
+        n_params=array.n_params,
+        history=member.history,
+        stopped_early=len(member.history) < member.cfg.training.epochs,
+        state_dict=weights if keep_weights else None,
+        costs=costs,
+        val_costs=cast(CostMetrics, member.best_costs),
+    )
