@@ -49,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from objectives import (  # noqa: E402
+    MNIST_FILES,
     Data,
     DatasetConfig,
     Split,
@@ -58,7 +59,6 @@ from objectives import (  # noqa: E402
     train,
     train_array,
 )
-from objectives._data import MNIST_FILES  # noqa: E402
 
 #: per device: trials, training / validation / test images, array sizes, processes, tolerance
 DEFAULTS = {

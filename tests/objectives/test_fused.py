@@ -39,6 +39,7 @@ from objectives import (
 )
 from objectives._fused import FUSED_ENCODINGS, FUSED_OPTIMIZERS, FusedConv, FusedLinear, make_fused_optimizer
 from objectives._neurons import _base
+from objectives._surrogates import side_by_side
 
 TOL = 1e-5
 #: gradients summed in another order (the grouped convolution's): relative to the tensor's largest
@@ -205,6 +206,19 @@ def test_members_may_differ_in_threshold_and_raw_surrogate_shape(tiny, data, sur
 def test_members_may_differ_in_normalized_surrogate_width(tiny, data, surrogate):
     members = [{**m, "surrogate_width": w} for m, w in zip(MEMBERS, (0.5, 0.25, 1.0))]
     assert_members_train_as_alone(configs(tiny, members, model__surrogate=surrogate), data)
+
+
+@pytest.mark.parametrize("surrogate", [s for s in SURROGATES if s != "stochastic_spike_operator"])
+def test_side_by_side_surrogates_give_each_block_its_own_derivative_and_probability(surrogate):
+    # the stochastic operator's derivative is a random draw: nothing to compare it with
+    fns = [SURROGATES[surrogate].build("normalized", w) for w in (0.25, 0.5, 1.0)]
+    fused = side_by_side(fns, -3)
+    x = torch.randn(2, 3 * 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    blocks = x.chunk(3, -3)
+    assert torch.equal(fused.derivative(x), torch.cat([f.derivative(b) for f, b in zip(fns, blocks)], -3))
+    assert (getattr(fused, "probability", None) is None) is (not SURROGATE_SPECS[surrogate].stochastic)
+    if SURROGATE_SPECS[surrogate].stochastic:
+        assert torch.equal(fused.probability(x), torch.cat([f.probability(b) for f, b in zip(fns, blocks)], -3))
 
 
 def test_the_registries_of_optimizers_and_encodings_are_covered():
