@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from ._costs import E_AC_PJ, E_MAC_PJ, CostMetrics, cost_metrics
     from ._data import DATASETS, MNIST_FILES, Data, Split, load
     from ._encodings import ENCODINGS
+    from ._fused import MEMBER_FIELDS, TrialArray, array_key, check_array, default_array_size, train_array
     from ._losses import LOSSES
     from ._model import ConvSNN, count_parameters, detach_state, make_neuron
     from ._neurons import NEURONS, untrack
@@ -99,6 +100,9 @@ _HEAVY = {
     **dict.fromkeys(("E_AC_PJ", "E_MAC_PJ", "CostMetrics", "cost_metrics"), "._costs"),
     **dict.fromkeys(("DATASETS", "MNIST_FILES", "Data", "Split", "load"), "._data"),
     "ENCODINGS": "._encodings",
+    **dict.fromkeys(
+        ("MEMBER_FIELDS", "TrialArray", "array_key", "check_array", "default_array_size", "train_array"), "._fused"
+    ),
     "LOSSES": "._losses",
     **dict.fromkeys(("ConvSNN", "count_parameters", "detach_state", "make_neuron"), "._model"),
     **dict.fromkeys(("NEURONS", "untrack"), "._neurons"),
@@ -151,6 +155,7 @@ __all__ = [
     "LOSSES",
     "LOSS_SPECS",
     "MAX_SEED",
+    "MEMBER_FIELDS",
     "MNIST_FILES",
     "LossSpec",
     "ModelConfig",
@@ -176,18 +181,22 @@ __all__ = [
     "TrainStep",
     "TrainingConfig",
     "TrainingDiverged",
+    "TrialArray",
     "TrialConfig",
     "TrialRecord",
     "UNKNOWN",
     "apply_overrides",
+    "array_key",
     "belongs_to",
     "build_model",
     "build_section",
     "cell_study_name",
+    "check_array",
     "coerce",
     "cost_metrics",
     "config_value",
     "count_parameters",
+    "default_array_size",
     "detach_state",
     "device_problem",
     "evaluate",
@@ -207,6 +216,7 @@ __all__ = [
     "short_repr",
     "study_name_problem",
     "train",
+    "train_array",
     "train_batch",
     "untrack",
     "uses_cuda_graph",

@@ -119,7 +119,7 @@ class ConvSNN(nn.Module):
                 current = self._per_step(conv, h)
                 spk, mem, s = self.neuron(i).run(current, state[i], record_mem=record)
             new_state.append(s)
-            rates.append(spk.detach().mean())
+            rates.append(self._rate(spk))
             if mem is not None:  # recorded
                 trace.append((spk.detach(), mem.detach()))
             if count:
@@ -128,12 +128,17 @@ class ConvSNN(nn.Module):
         spk, mem, s = self.neuron(-1).run(self.fc(h.flatten(2)), state[-1], record_mem=True)
         out_mem = cast(torch.Tensor, mem)  # record_mem=True: always recorded
         new_state.append(s)
-        rates.append(spk.detach().mean())
+        rates.append(self._rate(spk))
         if record:
             trace.append((spk.detach(), out_mem.detach()))
         if count:
             counts.append(_count(spk))
         return Output(spk, out_mem, new_state, rates, trace if record else None, counts if count else None)
+
+    def _rate(self, spikes: torch.Tensor) -> torch.Tensor:
+        """A spiking layer's mean spike rate (detached): one number for the layer (a fused
+        trial array, which holds several networks side by side, gives one per member)."""
+        return spikes.detach().mean()
 
     def _per_step(self, conv, h):
         """``conv`` then pooling on ``[T, B, ...]``. Off the CPU, time folds into the batch (one

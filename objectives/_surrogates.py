@@ -38,8 +38,9 @@ straight-through estimator have no width: they are the same under either scale.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -119,6 +120,22 @@ def _rescaled(spike_fn: SpikeFn, factor: float) -> SpikeFn:
 
     probability = getattr(spike_fn, "probability", None)
     return _spike_fn(scaled) if probability is None else _escape_fn(probability, scaled)
+
+
+def side_by_side(spike_fns: Sequence[SpikeFn], dim: int) -> SpikeFn:
+    """One spike function over ``len(spike_fns)`` equal blocks of ``dim`` (the members of a fused trial
+    array, side by side): block k's derivative, and its draw under a stochastic forward pass, are
+    ``spike_fns[k]``'s, each computed on its block alone."""
+    blocks = len(spike_fns)
+
+    def blockwise(fns: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda x: torch.cat([f(b) for f, b in zip(fns, x.chunk(blocks, dim))], dim)
+
+    derivative = blockwise([f.derivative for f in spike_fns])  # type: ignore[attr-defined]
+    probabilities = [getattr(f, "probability", None) for f in spike_fns]
+    if probabilities[0] is None:
+        return _spike_fn(derivative)
+    return _escape_fn(blockwise(cast(list[Callable[[torch.Tensor], torch.Tensor]], probabilities)), derivative)
 
 
 def atan(alpha: float = 2.0) -> SpikeFn:

@@ -65,7 +65,7 @@ class Neuron(nn.Module):
             raise ValueError(problem[1])
         self.gain = gain
         #: what the input current is multiplied by: 1 / DC gain when matched, 1 when raw
-        self.input_scale = self.spec.input_scale(alpha, beta, gain)
+        self.input_scale: float | torch.Tensor = self.spec.input_scale(alpha, beta, gain)
         self.spike_fn = spike_fn
         # what the window's backward multiplies by: found once here, not at every backward pass
         self.spike_derivative = surrogate_derivative(spike_fn)
@@ -80,8 +80,10 @@ class Neuron(nn.Module):
         return tuple(torch.zeros_like(like) for _ in self.state_names)
 
     def drive(self, x: torch.Tensor) -> torch.Tensor:
-        """The input current the neuron integrates: ``x`` times ``input_scale`` (``x`` itself under the raw gain)."""
-        return x if self.input_scale == 1.0 else x * self.input_scale
+        """The input current the neuron integrates: ``x`` times ``input_scale`` (``x`` itself under the raw gain).
+        A fused trial array's layer holds one scale per member, a tensor over the feature axis."""
+        scale = self.input_scale
+        return x if isinstance(scale, float) and scale == 1.0 else x * scale
 
     def previous_spike(self, mem: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The reset signal: whether the previous membrane was above threshold (no gradient),
