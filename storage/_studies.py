@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 
-from objectives import ConfigError, belongs_to
+from objectives import ConfigError, TrialRecord, belongs_to
 
 from . import _engines
 from ._epochs import TABLE_NAME as EPOCH_TABLE
@@ -127,7 +127,8 @@ def list_studies(url: str) -> list[dict[str, Any]]:
     """Summarise every study in the storage at ``url``, oldest first, without writing to it.
 
     Each entry has ``name``, ``directions`` (e.g. ``["MAXIMIZE"]``), ``n_trials``, the trial
-    counts ``complete``, ``pruned``, ``fail``, ``running`` and ``waiting``, ``best_value``
+    counts ``complete``, ``pruned``, ``fail``, ``running``, ``waiting`` and ``interrupted`` (failed trials
+    stopped by Ctrl-C or a signal, which ``fail`` does not count), ``best_value``
     (``None`` without a complete trial, and for multi-objective studies, which have no single
     best) and ``datetime_start`` (``None`` before the first trial).
     """
@@ -137,13 +138,19 @@ def list_studies(url: str) -> list[dict[str, Any]]:
         rows = []
         for summary in summaries:
             study_id = storage.get_study_id_from_name(summary.study_name)
-            states = collections.Counter(t.state for t in storage.get_all_trials(study_id, deepcopy=False))
+            trials = storage.get_all_trials(study_id, deepcopy=False)
+            states = collections.Counter(t.state for t in trials)
+            # a trial stopped by Ctrl-C or a signal is failed in Optuna's terms, but nothing went wrong with it
+            interrupted = sum(t.state == TrialState.FAIL and TrialRecord.from_frozen_trial(summary.study_name, t)
+                              .interrupted is True for t in trials)
+            states[TrialState.FAIL] -= interrupted
             rows.append(
                 {
                     "name": summary.study_name,
                     "directions": [d.name for d in summary.directions],
                     "n_trials": summary.n_trials,
                     **{state.name.lower(): states[state] for state in _COUNTED_STATES},
+                    "interrupted": interrupted,
                     "best_value": summary.best_trial.value if summary.best_trial is not None else None,
                     "datetime_start": summary.datetime_start,
                 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import re
 import shlex
 import sys
 import traceback
@@ -121,7 +122,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
 
-    from ._limits import check_devices, json_line
+    from ._limits import check_devices, device_shown, json_line
     from ._objectives import cost_line
 
     raw = read_yaml(args.config) if args.config else {}
@@ -131,8 +132,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = load(cfg.dataset, device)  # before any output: a missing dataset is one error line
     log = _Log(quiet=args.quiet)
     log.line(
-        f"training {cfg.model.neuron}/{cfg.model.surrogate}/{cfg.training.backprop} on {cfg.dataset.name} "
-        f"({cfg.training.epochs} epochs max, patience {cfg.training.early_stopping_patience})"
+        f"training {cfg.model.neuron}/{cfg.model.surrogate}/{cfg.training.backprop} on {cfg.dataset.name}, "
+        f"device {device_shown(cfg.training.device)} ({cfg.training.epochs} epochs max, "
+        f"patience {cfg.training.early_stopping_patience})"
     )
 
     def on_epoch(m):
@@ -216,9 +218,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _study_config(args: argparse.Namespace, compare: bool = False):
     """The study config of ``--config`` or ``--preset`` with the flags' overrides; ``compare``: with a ``compare``
     section (its defaults where the config has none)."""
-    from objectives import apply_overrides
-
-    from ._config import StudyConfig, load_preset
+    from ._api import study_config
+    from ._config import load_preset
 
     raw = read_yaml(args.config) if args.config else load_preset(args.preset)
     if compare and raw.get("compare") is None:
@@ -231,67 +232,22 @@ def _study_config(args: argparse.Namespace, compare: bool = False):
             overrides[path] = value
     if args.devices:
         overrides["study.devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
-    # search keys may contain dots (search.model.beta): only the first dot splits off the section
-    search = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("search.")}
-    raw = apply_overrides(raw, {k: v for k, v in overrides.items() if not k.startswith("search.")})
-    if search:
-        raw["search"] = {**(raw.get("search") or {}), **search}
-    return StudyConfig.from_dict(raw)
+    return study_config(raw, overrides)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import optuna
+    from storage import shown_url
 
-    from storage import open_existing, open_storage, shown_url
-
-    from ._config import MAX_GRID
-    from ._launchers import launcher_for
-    from ._limits import check_machine
-    from ._objectives import pruner_shown
-    from ._runner import preflight, run
+    from ._api import start
 
     _interruptible()
     cfg = _study_config(args)
-    launcher = launcher_for(cfg)  # a launched study's storage and artifact rules, before anything is written
-    check_machine(cfg)
-    _check_datasets(cfg)
-    # a bad or unreachable storage is a usage error before anything starts, and so is a study this run must not
-    # join: checked on the database as it is, before anything is created in it
-    preflight(cfg, open_existing(cfg.study.storage))
-    open_storage(cfg.study.storage, heartbeat_interval=None)
-    # our own per-trial lines say how each trial ended; Optuna would repeat them with tracebacks
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # a grid's impossible combinations are listed (a sampler never draws one, and a larger space is not listed)
-    excluded = cfg.search.excluded() if cfg.search.grid_size() <= MAX_GRID else []
-    if excluded:
-        # first, one line: the combinations no trial runs, and why (the run config refuses them)
-        print("snn-study run: leaving out the combinations that cannot learn by construction: "
-              + "; ".join(f"{which} ({why})" for which, why in excluded), file=sys.stderr)
-    studies = cfg.studies()
-    total = sum(cfg.target(s) for _, s in studies)
-    print(f"study {cfg.study.name!r}: {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, {total} trials, "
-          f"sampler {cfg.study.sampler}, pruner {pruner_shown(cfg.study)}, {cfg.study.workers} worker(s), "
-          f"storage {shown_url(cfg.study.storage)}", file=sys.stderr)
-    if launcher is not None:
-        return launcher.launch(cfg, args.quiet, args.wait)
-    code = run(cfg, quiet=args.quiet, debug=args.debug)
-    if code == 0:
+    code = start(cfg, quiet=args.quiet, debug=args.debug, wait=args.wait)
+    if code == 0 and cfg.launcher.name == "local":
         storage, name = shlex.quote(shown_url(cfg.study.storage)), shlex.quote(cfg.study.name)
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
               f"      export the best:    snn-study best --study {name} --storage {storage} --out best/")
     return code
-
-
-def _check_datasets(cfg) -> None:
-    """Read every dataset the study can use once, before the storage is touched: a dataset
-    missing offline is a usage error that writes nothing."""
-    from objectives import load
-
-    from ._space import FIELDS
-
-    names = cfg.search.choices(FIELDS["dataset"])
-    for name in names:
-        load(cfg.search.base.replace(**{"dataset.name": name}).dataset)
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
@@ -337,6 +293,10 @@ def _best_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", metavar="FIELDS",
                    help="group by these fields (default neuron,surrogate,backprop); a study of several objectives "
                         "exports its Pareto set instead: pareto-<rank>-<each objective's value>.yaml")
+    p.add_argument("--weights", action="store_true",
+                   help="also write each trial's trained weights beside its config (<name>.pt, a torch state dict; "
+                        "in Python: storage.load_trial)")
+    _artifacts_arg(p)
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
@@ -344,7 +304,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from reports import ranking_lines
     from storage import open_storage, study_names
 
-    from ._best import export, parse_by
+    from ._best import Weights, export, parse_by
     from ._compare import comparison_names, comparison_result
     from ._pareto import export_pareto, several_objectives
 
@@ -353,17 +313,21 @@ def _cmd_best(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "is a file; give a folder")
+    weights = Weights(args.storage, args.artifacts, copy=args.weights)
+    comparison = None
     if several_objectives(storage, args.study):
         if args.by is not None:
             raise ConfigError("--by", args.by, "groups the best trials of a study of one objective; a study of "
                               "several objectives exports its Pareto set: leave --by out")
-        written = export_pareto(storage, args.study, out)
+        exported = export_pareto(storage, args.study, out, weights)
     else:
         is_comparison = args.study in comparison_names(study_names(storage, args.study))
         comparison = comparison_result(args.storage, args.study) if is_comparison else None
-        written = export(storage, args.study, out, by, comparison)
-    for path in written:
+        exported = export(storage, args.study, out, weights, by, comparison)
+    for path in exported.written:
         print(path)
+    for line in exported.skipped:
+        print(f"snn-study best: skipped {line}", file=sys.stderr)
     if comparison is not None:
         print("\n".join(ranking_lines(comparison)))
     return EXIT_OK
@@ -371,29 +335,39 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 def _list_args(p: argparse.ArgumentParser) -> None:
     _storage_arg(p)
+    p.add_argument("--format", default="table", choices=["table", "json"],
+                   help="table (default), or json: one list of the studies, each with its trial counts by state, "
+                        "best value (null for a study of several objectives) and pareto_size (null for one)")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from storage import list_studies, shown_url
 
     from ._compare import comparison_lines
+    from ._limits import json_line
     from ._pareto import pareto_size
     from ._slurm import launch_lines
 
     rows = list_studies(args.storage)
+    for r in rows:
+        r["pareto_size"] = pareto_size(args.storage, r["name"]) if len(r["directions"]) > 1 else None
+    if args.format == "json":
+        print(json_line([{**r, "datetime_start": r["datetime_start"] and r["datetime_start"].isoformat()}
+                         for r in rows]))
+        return EXIT_OK
     if not rows:
         print(f"no studies in {shown_url(args.storage)}")
         return EXIT_OK
-    states = ("complete", "pruned", "fail", "running", "waiting")
+    states = ("complete", "pruned", "fail", "interrupted", "running", "waiting")
     width = max(len(r["name"]) for r in rows)
     print(f"{'study':<{width}}  " + "  ".join(f"{s:>8}" for s in states) + "      best")
     for r in rows:
         best = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
-        if len(r["directions"]) > 1:  # no single best: the size of its Pareto set
-            best = f"{pareto_size(args.storage, r['name'])} pareto"
+        if r["pareto_size"] is not None:  # no single best: the size of its Pareto set
+            best = f"{r['pareto_size']} pareto"
         elif r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
             best += " (" + ",".join(d.lower()[:3] for d in r["directions"]) + ")"
-        print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>8}" for s in states) + f"  {best:>8}")
+        print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>{max(8, len(s))}}" for s in states) + f"  {best:>8}")
     for line in [*launch_lines(args.storage), *comparison_lines(args.storage, [r["name"] for r in rows])]:
         print(line)
     return EXIT_OK
@@ -546,6 +520,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from reports import export, format_comparison, print_report
     from storage import DEFAULT_URL, open_storage, shown_url
 
+    from ._api import check_datasets
     from ._compare import compare, comparison_result
     from ._limits import check_machine
 
@@ -560,7 +535,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise ConfigError("launcher.name", cfg.launcher.name,
                               "snn-study compare runs its workers on this machine; allowed: local")
         check_machine(cfg)
-        _check_datasets(cfg)
+        check_datasets(cfg)
         open_storage(cfg.study.storage, heartbeat_interval=None)  # a bad or unreachable storage: exit 2 first
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         code = compare(cfg, quiet=args.quiet, debug=args.debug)
@@ -598,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="snn-study", description="Hyperparameter-optimization studies for convolutional spiking neural networks."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"snn-study {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, configure, handler) in COMMANDS.items():
         listed: dict[str, Any] = {"help": help_text} if help_text != argparse.SUPPRESS else {}  # _worker: unlisted
@@ -627,10 +603,43 @@ class _Offered(dict):
         return (name for name in super().__iter__() if name not in self.hidden)
 
 
+def _version() -> str:
+    """The installed distribution's version (its package metadata)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("snn-study")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
+#: a Hydra-style override (``training.epochs=3``, ``+model.beta=0.9``): what ``--set`` takes
+_OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w-]*(\.[\w-]+)+=")
+
+
+def _stray_override(argv: list[str]) -> tuple[str, str] | None:
+    """``(command, token)`` for the first ``section.field=value`` written without ``--set`` before it, for a
+    command that takes ``--set``; ``None`` when there is none."""
+    command = next((a for a in argv if a in COMMANDS), None)
+    if command is None or command not in ("run", "train", "compare"):
+        return None
+    for before, token in zip(["", *argv], argv):
+        if _OVERRIDE.match(token) and before != "--set":
+            return command, token
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-study`` console script; returns the exit code."""
     from objectives import ConfigError
 
+    argv = sys.argv[1:] if argv is None else argv
+    stray = _stray_override(argv)
+    if stray is not None:  # argparse would say only "unrecognized arguments"
+        command, token = stray
+        print(f"snn-study {command}: error: {token}: overrides are given with --set, as in --set "
+              f"{shlex.quote(token.lstrip('+~'))}", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -84,6 +84,27 @@ def check_machine(cfg: Any) -> None:
         check_devices([("training.device", cfg.search.base.training.device)])
 
 
+def device_shown(name: str) -> str:
+    """The device ``name`` (a ``training.device``) resolves to here, as a user checks it: ``cpu``, or
+    ``cuda:N (the GPU's name)``. Imports torch."""
+    import torch
+
+    from objectives import resolve_device
+
+    device = resolve_device(name)
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def devices_shown(cfg: Any) -> str:
+    """Where the local workers of a study (:class:`study.StudyConfig`) train: ``study.devices`` when set, else
+    ``training.device``, each as :func:`device_shown` gives it."""
+    names = cfg.study.devices or (cfg.search.base.training.device,)
+    return ", ".join(dict.fromkeys(device_shown(n) for n in names))
+
+
 def json_line(data: Any) -> str:
     """``data`` as one line of JSON: NaN and infinity, which JSON does not have, become ``null``."""
     return json.dumps(_finite(data), allow_nan=False)

@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-import yaml
 
-from objectives import ConfigError, TrialConfig, TrialRecord, file_stem
+from objectives import ConfigError, TrialRecord, file_stem
 from reports import pareto_front
 from storage import open_storage, study_names
 
-from ._best import _create_out, completed_trials
+from ._best import Exported, Weights, completed_trials, write_configs
 from ._objectives import ACCURACY, OBJECTIVE_METRICS, short_name
 
 
@@ -37,9 +36,10 @@ def several_objectives(storage, name: str) -> bool:
     return len(optuna.load_study(study_name=study_names(storage, name)[0], storage=storage).directions) > 1
 
 
-def export_pareto(storage, name: str, out: Path) -> list[Path]:
+def export_pareto(storage, name: str, out: Path, weights: Weights) -> Exported:
     """Write one run config per Pareto-optimal complete trial of ``name``, most accurate first:
-    ``pareto-01-val0.9512-synops2.3M.yaml`` (the rank, then each objective's value). The folder is created
+    ``pareto-01-val0.9512-synops2.3M.yaml`` (the rank, then each objective's value), as
+    :func:`study._best.write_configs` writes them (all or none, where the weights are). The folder is created
     once the study is known to have something to write."""
     names = objectives_of(storage, name)
     trials = completed_trials(storage, name)
@@ -48,27 +48,17 @@ def export_pareto(storage, name: str, out: Path) -> list[Path]:
     optimal = pareto_front([t.values for t in trials], [OBJECTIVE_METRICS[n].direction for n in names])
     front = [trials[i] for i in optimal]
     front.sort(key=lambda t: (-t.values[0], t.study, t.number))
-    _create_out(out)
     width = max(2, len(str(len(front))))
-    written = []
-    for rank, t in enumerate(front, 1):
-        path = out / (file_stem(("pareto", f"{rank:0{width}d}", *short_name(names, t.values))) + ".yaml")
-        written.append(_write(path, t, names, rank, len(front)))
-    return written
+    files = [(out / (file_stem(("pareto", f"{rank:0{width}d}", *short_name(names, t.values))) + ".yaml"), t,
+              _title(t, names, rank, len(front))) for rank, t in enumerate(front, 1)]
+    return write_configs(storage, out, files, weights)
 
 
-def _write(path: Path, trial: TrialRecord, names: Sequence[str], rank: int, size: int) -> Path:
-    config = TrialConfig.from_dict(trial.config).to_dict()  # validated: it must re-run as is
+def _title(trial: TrialRecord, names: Sequence[str], rank: int, size: int) -> str:
     values = ", ".join(f"{OBJECTIVE_METRICS[n].label} {v:.6g}" for n, v in zip(names, trial.values))
     test = trial.test_acc if trial.test_acc is not None else float("nan")
-    header = (
-        f"# Pareto-optimal trial {rank} of {size} of study {trial.study!r}: trial {trial.number} "
-        f"({trial.combination.label})\n"
-        f"# {values}; test accuracy {test:.4f}\n"
-        f"# re-run: snn-study train --config {path.name}\n"
-    )
-    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return path
+    return (f"# Pareto-optimal trial {rank} of {size} of study {trial.study!r}: trial {trial.number} "
+            f"({trial.combination.label})\n# {values}; test accuracy {test:.4f}\n")
 
 
 def pareto_size(url: str, name: str) -> int:

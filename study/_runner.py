@@ -178,6 +178,8 @@ class _Reporter:
                 what += f"; weights not saved: {t.weights_missing}"
         elif t.state == "PRUNED":
             what = f"pruned at epoch {t.pruned_at if t.pruned_at is not None else '?'}"
+        elif t.interrupted:
+            what = "interrupted; it runs again when the study resumes"
         else:
             what = f"failed: {t.failure or 'error'}"
         combo = "/".join(t.combination.as_dict().values())
@@ -282,11 +284,19 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
         except optuna.exceptions.UpdateFinishedTrialError:
             reporter.taken(study, trial.number)
             return True
-        except BaseException:
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
             try:
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            except _STORAGE_ERRORS:
-                pass  # the database is away: the trial goes stale and another worker re-queues it
+                if interrupted:  # also where the objective had not started training yet
+                    for name, flag in TrialRecord.attrs(interrupted=True).items():
+                        trial.set_user_attr(name, flag)
+                failed: optuna.trial.FrozenTrial | None = study.tell(trial, state=TrialState.FAIL,
+                                                                     skip_if_finished=True)
+            except (*_STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError):
+                failed = None  # the database is away (the trial goes stale and another worker re-queues it), or
+                # another worker already failed it as stale
+            if interrupted and failed is not None and failed.state == TrialState.FAIL:
+                reporter.trial(study, failed)
             raise
     told = study.tell(trial, value, state=state, skip_if_finished=True)
     if told.state != state:

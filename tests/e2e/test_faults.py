@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -49,6 +50,10 @@ def test_ctrl_c_stops_within_seconds_with_exit_130_and_a_resume_hint(tmp_path):
     assert not any(t.state == TrialState.RUNNING for t in trials)  # the interrupted trial is not left running
     interrupted = [t for t in trials if t.state == TrialState.FAIL]
     assert len(interrupted) == 1 and interrupted[0].user_attrs.get("interrupted") is True
+    # shown as interrupted, not as failed: in the runner's line and in list
+    assert f"trial {interrupted[0].number} " in err and ": interrupted; it runs again when the study resumes" in err
+    listed = cli("list", "--storage", f"sqlite:///{db}", "--format", "json")
+    assert [(r["fail"], r["interrupted"]) for r in json.loads(listed.stdout)] == [(0, 1)]
     resumed = cli("run", "--config", str(config), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     counted = combos(load(db).trials)

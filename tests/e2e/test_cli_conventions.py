@@ -1,0 +1,55 @@
+"""The command line's conventions a researcher expects: --version, the device on the first line, JSON from
+list, a hint for Hydra-style overrides."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import yaml
+from support import cli, study_yaml
+
+
+def test_version_is_the_package_metadatas():
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout == f"snn-study {metadata.version('snn-study')}\n"
+
+
+def _small(tmp_path):
+    path = study_yaml(tmp_path, pruner={"name": "none"})
+    data = yaml.safe_load(path.read_text())
+    data["search"].update(neuron=["leaky"], backprop=["bptt"])
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_run_says_the_device_first_and_list_json_parses(tmp_path):
+    run = cli("run", "--config", str(_small(tmp_path)), "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "1 worker(s) on cpu, storage" in run.stderr.splitlines()[0]
+    listed = cli("list", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["name"] == "grid8" and row["complete"] == 2 and row["fail"] == row["interrupted"] == 0
+    assert row["directions"] == ["MAXIMIZE"] and 0 <= row["best_value"] <= 1 and row["pareto_size"] is None
+
+
+def test_train_says_the_device_on_its_first_line(tmp_path, tiny):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    proc = cli("train", "--config", str(path), "--set", "training.epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    assert ", device cpu (1 epochs max" in proc.stderr.splitlines()[0]
+
+
+def test_a_hydra_style_override_without_set_is_one_line_naming_set_and_writes_nothing(tmp_path):
+    config = _small(tmp_path)
+    for command, args in (("run", ["--config", str(config)]), ("train", []), ("compare", ["--config", str(config)])):
+        proc = cli(command, *args, "training.epochs=3", "--quiet")
+        assert proc.returncode == 2
+        assert proc.stderr == (f"snn-study {command}: error: training.epochs=3: overrides are given with --set, "
+                               "as in --set training.epochs=3\n")
+    assert not (tmp_path / "study.db").exists()
+    # after --set the same text is an override; elsewhere argparse says what it does not know
+    listed = cli("list", "model.neuron=alpha")
+    assert listed.returncode == 2 and "unrecognized arguments: model.neuron=alpha" in listed.stderr
