@@ -164,6 +164,7 @@ def stored_config(cfg: StudyConfig) -> dict[str, Any]:
 def check_artifacts(cfg: StudyConfig) -> None:
     """Refuse (:class:`ConfigError`) an artifact folder that cannot be written, before any trial trains."""
     folder = artifact_dir(cfg.study.storage, cfg.study.artifacts)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as probe:  # access() would let root pass a read-only mount
@@ -173,6 +174,14 @@ def check_artifacts(cfg: StudyConfig) -> None:
         why = exc.strerror or type(exc).__name__
         raise ConfigError("study.artifacts", str(folder), f"the trials' weights cannot be written there ({why}); "
                           "choose a writable folder") from None
+    finally:
+        # a check writes nothing: the first weights create the folder again (a folder another worker has
+        # written into meanwhile is not empty, and stays)
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def claimable(space: SearchSpace, params: Mapping[str, Any]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 
-from objectives import ConfigError, TrialRecord, file_stem
+from objectives import ConfigError, TrialRecord, file_stem, foreign_study
 from reports import pareto_front
 from storage import open_storage, study_names
 
@@ -24,6 +24,9 @@ def objectives_of(storage, name: str) -> list[str]:
     """The objectives study ``name`` (or its first per-combination study) optimizes; ``["val_acc"]`` for a study
     of one objective that does not name it."""
     study = optuna.load_study(study_name=study_names(storage, name)[0], storage=storage)
+    problem = foreign_study([d.name for d in study.directions], study.user_attrs)
+    if problem:  # before its objectives: another tool's names mean nothing here
+        raise ConfigError("--study", name, problem)
     names = study.metric_names or ([ACCURACY] if len(study.directions) == 1 else [])
     if not names or any(n not in OBJECTIVE_METRICS for n in names):
         raise ConfigError("--study", name, f"optimizes objectives snn-study does not know ({names or 'unnamed'}); "
@@ -61,7 +64,11 @@ def _title(trial: TrialRecord, names: Sequence[str], rank: int, size: int) -> st
             f"({trial.combination.label})\n# {values}; test accuracy {test:.4f}\n")
 
 
-def pareto_size(url: str, name: str) -> int:
-    """How many complete trials of study ``name`` (one study) in the storage at ``url`` are Pareto-optimal."""
-    storage = open_storage(url, create=False, heartbeat_interval=None)
-    return len(optuna.load_study(study_name=name, storage=storage).best_trials)
+def pareto_size(url: str, name: str) -> int | None:
+    """How many complete trials of study ``name`` (one study) in the storage at ``url`` are Pareto-optimal;
+    ``None`` for another tool's study, whose objectives are not ours to rank."""
+    storage = open_storage(url, read_only=True, heartbeat_interval=None)
+    study = optuna.load_study(study_name=name, storage=storage)
+    if foreign_study([d.name for d in study.directions], study.user_attrs):
+        return None
+    return len(study.best_trials)

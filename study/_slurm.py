@@ -310,7 +310,7 @@ def _last_error(log: Path) -> str | None:
 def launch_lines(url: str) -> list[str]:
     """Lines for ``snn-study list``: each Slurm launch of the storage's studies, its tasks counted by state, and
     each task that ended without finishing, with its error and log."""
-    storage = open_storage(url, heartbeat_interval=None, create=False)
+    storage = open_storage(url, heartbeat_interval=None, read_only=True)
     lines = []
     try:
         for study in storage.get_all_studies():

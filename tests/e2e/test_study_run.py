@@ -103,7 +103,8 @@ def test_impossible_combinations_are_left_out_said_so_first_and_no_trial_fails(t
     [
         (["--set", "search.neuron=[leaky, izhikevich]"], "search.neuron -> model.neuron: got 'izhikevich'"),
         (["--set", "search.lr={low: 0.1, high: 0.01}"], "search.lr: got"),
-        (["--set", "search.tbptt_window=9"], "training.tbptt_window: got 9; must be <= model.num_steps (5)"),
+        (["--set", "search.tbptt_window=9"],
+         "search.tbptt_window: got 9; must be <= the fewest time steps searched (5)"),
         (["--set", "study.sampler=cmaes"], "study.sampler: got 'cmaes'"),
         (["--storage", "mysqlx://nowhere/db"], "study.storage"),
     ],
