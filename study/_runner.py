@@ -424,9 +424,12 @@ def _run_processes(cfg: StudyConfig, storage, bar: _Bar, debug: bool = False) ->
 
 
 def complete(cfg: StudyConfig, storage) -> bool:
-    """Whether every study of ``cfg`` holds its target of done trials."""
-    return all(progress(optuna.load_study(study_name=n, storage=storage)).done >= cfg.target(s)
-               for n, s in cfg.studies())
+    """Whether every study of ``cfg`` holds its target of done trials (False while the storage cannot say)."""
+    try:
+        return all(progress(optuna.load_study(study_name=n, storage=storage)).done >= cfg.target(s)
+                   for n, s in cfg.studies())
+    except _STORAGE_ERRORS:  # the workers said why (lost the study storage); the run ends with the resume hint
+        return False
 
 
 def _interrupted(cfg: StudyConfig, storage, interrupt: KeyboardInterrupt) -> int:
