@@ -96,7 +96,9 @@ def test_a_comparison_on_a_slurm_launcher_is_refused_before_anything_is_written(
 
 
 def test_compare_reads_its_preset_and_flags(tmp_path):
-    """The preset and every flag of `compare` reach the config (a study on an unreachable storage stops first)."""
-    proc = cli("compare", "--preset", "compare-quick", "--workers", "2", "--study-name", "x",
-               "--storage", f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    """The preset and the flags of `compare` reach its config: a bad --workers is refused by name, nothing runs."""
+    proc = cli("compare", "--preset", "compare-quick", "--workers", "0", "--study-name", "x",
+               "--storage", f"sqlite:///{tmp_path / 'study.db'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("snn-study compare: error: study.workers: got 0")
+    assert list(tmp_path.iterdir()) == []
