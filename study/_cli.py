@@ -341,16 +341,19 @@ def _list_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from objectives import parse_study_name
     from storage import list_studies, shown_url
 
-    from ._compare import comparison_lines
     from ._limits import json_line
-    from ._pareto import pareto_size
     from ._slurm import launch_lines
 
     rows = list_studies(args.storage)
     for r in rows:
-        r["pareto_size"] = pareto_size(args.storage, r["name"]) if len(r["directions"]) > 1 else None
+        r["pareto_size"] = None
+        if len(r["directions"]) > 1:
+            from ._pareto import pareto_size  # the reports package, only where there is a Pareto set to count
+
+            r["pareto_size"] = pareto_size(args.storage, r["name"])
     if args.format == "json":
         print(json_line([{**r, "datetime_start": r["datetime_start"] and r["datetime_start"].isoformat()}
                          for r in rows]))
@@ -368,7 +371,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
         elif r["directions"] != ["MAXIMIZE"]:  # another tool's study: its best is not an accuracy
             best += " (" + ",".join(d.lower()[:3] for d in r["directions"]) + ")"
         print(f"{r['name']:<{width}}  " + "  ".join(f"{r[s]:>{max(8, len(s))}}" for s in states) + f"  {best:>8}")
-    for line in [*launch_lines(args.storage), *comparison_lines(args.storage, [r["name"] for r in rows])]:
+    names = [r["name"] for r in rows]
+    comparisons: list[str] = []
+    if any((cell := parse_study_name(n)) is not None and cell.stage for n in names):
+        from ._compare import comparison_lines  # the statistics, only for a storage that holds a comparison
+
+        comparisons = comparison_lines(args.storage, names)
+    for line in [*launch_lines(args.storage), *comparisons]:
         print(line)
     return EXIT_OK
 
