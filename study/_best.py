@@ -189,7 +189,9 @@ def write_configs(storage, out: Path, files: list[tuple[Path, TrialRecord, str]]
     Every config is validated and every weights file read before the first file is written, and the files are
     written all or none (a full disk leaves the folder as it was). The data folder the trial read is left out of
     the config (``dataset.root: null``: ``$SNN_STUDY_DATA``, else ``data/``) unless the study's config named one.
-    A trial whose weights cannot be copied still gets its config, and a line in :attr:`Exported.skipped`.
+    A trial whose weights cannot be copied still gets its config, and a line in :attr:`Exported.skipped`; a
+    ``<stem>.pt`` an earlier export left beside a config written without weights is removed (it would load into
+    the new config's model as if it were its own).
     """
     exported = Exported()
     texts: dict[Path, str | bytes] = {}
@@ -205,6 +207,10 @@ def write_configs(storage, out: Path, files: list[tuple[Path, TrialRecord, str]]
     except OSError as exc:
         raise ConfigError("--out", str(out), f"writing the files failed ({exc.strerror or exc}); nothing was "
                                              "written") from None
+    for path, _, _ in files:  # weights an earlier export left beside a config they do not belong to
+        stale = path.with_suffix(".pt")
+        if stale not in texts:
+            stale.unlink(missing_ok=True)
     return exported
 
 

@@ -246,6 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if code == 0 and cfg.launcher.name == "local":
         storage, name = shlex.quote(shown_url(cfg.study.storage)), shlex.quote(cfg.study.name)
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
+              f"      the report:         snn-study report --study {name} --storage {storage} --out report/\n"
               f"      export the best:    snn-study best --study {name} --storage {storage} --out best/")
     return code
 

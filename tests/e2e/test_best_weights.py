@@ -55,6 +55,16 @@ def test_best_without_weights_says_where_they_are_and_how_to_load_them(built, tm
             f"--weights copies them here, storage.load_trial({url!r}, 'grid8', {best.number}) loads the model") in text
 
 
+def test_an_export_without_weights_removes_the_weights_an_earlier_one_left_beside_its_configs(built, tmp_path):
+    """Weights left beside a config they do not belong to would load into its model as if they were its own."""
+    _, url, _ = built
+    out = tmp_path / "best"
+    assert cli("best", "--study", "grid8", "--storage", url, "--out", str(out), "--weights").returncode == 0
+    (out / "mine.pt").write_bytes(b"the user's own file")
+    assert cli("best", "--study", "grid8", "--storage", url, "--out", str(out)).returncode == 0
+    assert [p.name for p in out.glob("*.pt")] == ["mine.pt"] and len(list(out.glob("*.yaml"))) == 9
+
+
 def test_best_names_each_combination_it_wrote_nothing_for_and_why(built, tmp_path):
     root, _, _ = built
     db = tmp_path / "study.db"
