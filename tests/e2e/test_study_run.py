@@ -214,6 +214,7 @@ def test_the_hints_a_run_prints_are_shell_quoted(tmp_path):
     proc = cli("run", "--config", str(config), "--quiet")
     assert proc.returncode == 0, proc.stderr
     url = f"sqlite:///{folder / 'study.db'}"
-    dashboard, best = (line.split(":  ", 1)[1] for line in proc.stdout.splitlines()[-2:])
+    dashboard, report, best = (line.split(":  ", 1)[1] for line in proc.stdout.splitlines()[-3:])
     assert shlex.split(dashboard) == ["snn-study", "dashboard", "--storage", url], proc.stdout
+    assert shlex.split(report) == ["snn-study", "report", "--study", "my study", "--storage", url, "--out", "report/"]
     assert shlex.split(best) == ["snn-study", "best", "--study", "my study", "--storage", url, "--out", "best/"]
