@@ -462,6 +462,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
                         "(then the database is only read)")
     p.add_argument("--force", action="store_true",
                    help="replace files in --out that no report wrote (refused without it)")
+    p.add_argument("--open", action="store_true",
+                   help="open index.html in this machine's web browser ($BROWSER, else the system's) when written")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -475,6 +477,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if report.comparison is not None:
         print(format_comparison(report.comparison))
     print_report(report)
+    index = report.out / "index.html"
+    if args.open and "index.html" in report.files:
+        import webbrowser
+
+        if not webbrowser.open(index.resolve().as_uri()):  # a server, or a session with no display
+            print(f"snn-study report: no web browser here to open it; open {index} where there is one",
+                  file=sys.stderr)
     return EXIT_OK
 
 

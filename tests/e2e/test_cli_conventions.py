@@ -7,7 +7,7 @@ import json
 from importlib import metadata
 
 import yaml
-from support import cli, study_yaml
+from support import cli, env, study_yaml
 
 
 def test_version_is_the_package_metadatas():
@@ -53,3 +53,21 @@ def test_a_hydra_style_override_without_set_is_one_line_naming_set_and_writes_no
     # after --set the same text is an override; elsewhere argparse says what it does not know
     listed = cli("list", "model.neuron=alpha")
     assert listed.returncode == 2 and "unrecognized arguments: model.neuron=alpha" in listed.stderr
+
+
+def test_report_open_hands_index_html_to_the_browser_or_says_where_it_is(tmp_path):
+    """`report --open` opens the report as a file URL in $BROWSER (Python's webbrowser rules); with no browser that
+    works, one line says where the report is, and the report is still written (exit 0)."""
+    assert cli("run", "--config", str(_small(tmp_path)), "--quiet").returncode == 0
+    seen = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > "{seen}"\n')
+    browser.chmod(0o755)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["report", "--study", "grid8", "--storage", url, "--no-dashboard", "--open"]
+    opened = cli(*args, "--out", str(tmp_path / "r1"), env={**env(), "BROWSER": str(browser)})
+    assert opened.returncode == 0, opened.stderr
+    assert seen.read_text().strip() == (tmp_path / "r1" / "index.html").resolve().as_uri()
+    none = cli(*args, "--out", str(tmp_path / "r2"), env={**env(), "BROWSER": str(tmp_path / "no-such")})
+    assert none.returncode == 0 and (tmp_path / "r2" / "index.html").exists(), none.stderr
+    assert f"no web browser here to open it; open {tmp_path / 'r2' / 'index.html'}" in none.stderr
