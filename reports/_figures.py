@@ -8,6 +8,7 @@ plotly.js, optuna-dashboard's included.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import plotly.graph_objects as go
@@ -270,6 +271,23 @@ def best_by_factor_figure(records: list[dict[str, Any]]) -> go.Figure:
                         "method", 480)
 
 
+def _neuron_groups(records: list[dict[str, Any]], counts: Mapping[str, Any], value: str, fig: go.Figure,
+                   missing: str) -> Iterator[tuple[str, str, str, list[tuple[str, list[dict[str, Any]]]]]]:
+    """Each neuron model of ``records`` with its colour, its legend (its trials by state) and its records that have a
+    ``value``, by trial state (states with none left out). A neuron with none is put in ``fig``'s legend here, with
+    its counts and ``missing`` (its trials failed before reporting one), so that every level shows."""
+    for j, neuron in enumerate(_sorted(r["neuron"] for r in records)):
+        color = PALETTE[j % len(PALETTE)]
+        legend = f"{neuron}: {count_text(counts[neuron])}"
+        groups = [(state, points) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+                  if (points := [r for r in records
+                                 if r["neuron"] == neuron and r["state"] == state and r[value] is not None])]
+        if not groups:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{legend} ({missing})",
+                                     marker={"color": color, "symbol": "circle-open"}, legendgroup=str(neuron)))
+        yield neuron, color, legend, groups
+
+
 def spike_rates_figure(records: list[dict[str, Any]]) -> go.Figure:
     """Spike rate per spiking layer by neuron model: complete trials as dots (a box from :data:`MIN_BOX` on), pruned
     ones as x (their last epoch); every neuron model is in the legend with its trials by state."""
@@ -278,25 +296,15 @@ def spike_rates_figure(records: list[dict[str, Any]]) -> go.Figure:
     counts = level_counts([{"neuron": r["neuron"], "surrogate": None, "backprop": None, "state": r["state"]}
                            for r in {(r["study"], r["number"]): r for r in records}.values()])["neuron"]
     fig = go.Figure()
-    for j, neuron in enumerate(_sorted(r["neuron"] for r in records)):
-        color = PALETTE[j % len(PALETTE)]
-        legend = f"{neuron}: {count_text(counts[neuron])}"
-        drawn = False
-        for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
-            points = [r for r in records if r["neuron"] == neuron and r["state"] == state and r["layer"] is not None]
-            if not points:
-                continue
+    for neuron, color, legend, groups in _neuron_groups(records, counts, "layer", fig, "no spike rates"):
+        for i, (state, points) in enumerate(groups):
             what = "at its best epoch" if state == "COMPLETE" else "at its last epoch"
             hover = (f"{neuron}, layer %{{x}}<br>trial %{{customdata[0]}} of %{{customdata[1]}} (%{{customdata[2]}})"
                      f"<br>spike rate %{{y:.3f}} {what}<extra></extra>")
             trials = len({(p["study"], p["number"]) for p in points})
             fig.add_trace(_points(legend, [p["spike_rate"] for p in points], points, color, state,
                                   state == "COMPLETE" and trials >= MIN_BOX, hover, x=[p["layer"] for p in points],
-                                  offsetgroup=str(neuron), legendgroup=str(neuron), showlegend=not drawn))
-            drawn = True
-        if not drawn:  # no rates at all (its trials failed before an epoch): in the legend with its counts still
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{legend} (no spike rates)",
-                                     marker={"color": color, "symbol": "circle-open"}, legendgroup=str(neuron)))
+                                  offsetgroup=str(neuron), legendgroup=str(neuron), showlegend=i == 0))
     fig.update_xaxes(title="spiking layer", type="category", categoryorder="array", categoryarray=layers)
     fig.update_yaxes(title="spike rate (spikes per neuron per time step)", rangemode="tozero")
     return _layout(fig, "Training spike rate of each spiking layer by neuron model<br><sup>dots: complete trials at "
@@ -309,28 +317,18 @@ def history_figure(records: list[dict[str, Any]]) -> go.Figure:
     state (a pruned trial at the best accuracy it reached before it was stopped), and the best complete so far."""
     counts = level_counts([{**r, "surrogate": None, "backprop": None} for r in records])["neuron"]
     fig = go.Figure()
-    for j, neuron in enumerate(_sorted(r["neuron"] for r in records)):
-        color = PALETTE[j % len(PALETTE)]
-        legend = f"{neuron}: {count_text(counts[neuron])}"
-        drawn = False
-        for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
-            points = [r for r in records if r["neuron"] == neuron and r["state"] == state and r["val_acc"] is not None]
-            if not points:
-                continue
+    for neuron, color, legend, groups in _neuron_groups(records, counts, "val_acc", fig, "no accuracy"):
+        for i, (state, points) in enumerate(groups):
             symbol, size = POINT_STYLE[state]
             what = "validation accuracy" if state == "COMPLETE" else "best validation accuracy before it stopped"
             fig.add_trace(go.Scatter(
                 x=[p["order"] for p in points], y=[p["val_acc"] for p in points], mode="markers", name=legend,
-                legendgroup=str(neuron), showlegend=not drawn,
+                legendgroup=str(neuron), showlegend=i == 0,
                 marker={"color": color, "symbol": symbol, "size": size, "line": {"color": color, "width": 1.5}},
                 customdata=[[p["number"], p["study"], STATE_WORDS[state], p["surrogate"], p["backprop"]]
                             for p in points],
                 hovertemplate=(f"{neuron} / %{{customdata[3]}} / %{{customdata[4]}}<br>trial %{{customdata[0]}} of "
                                f"%{{customdata[1]}} (%{{customdata[2]}})<br>{what} %{{y:.2%}}<extra></extra>")))
-            drawn = True
-        if not drawn:  # none of its trials reported an accuracy: in the legend with its counts still
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{legend} (no accuracy)",
-                                     marker={"color": color, "symbol": "circle-open"}, legendgroup=str(neuron)))
     for state in ("PRUNED", "FAIL"):
         if any(r["state"] == state and r["val_acc"] is not None for r in records):
             symbol, size = POINT_STYLE[state]
