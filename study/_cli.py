@@ -235,6 +235,25 @@ def _study_config(args: argparse.Namespace, compare: bool = False):
     return study_config(raw, overrides)
 
 
+def results_table(url: str, name: str) -> str:
+    """What a finished ``run`` prints: each combination's trials by state, its best validation accuracy and the
+    test accuracy of that trial, best first (a combination with no complete trial last)."""
+    from reports import load_study_data, summary_rows, trial_rows
+
+    rows = summary_rows(trial_rows(load_study_data(url, name))[0])
+    rows.sort(key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0.0)))
+    labels = [" / ".join(str(r[k]) for k in ("neuron", "surrogate", "backprop")) for r in rows]
+    width = max([len("combination"), *map(len, labels)])
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
+    lines = [f"{'combination':<{width}}  complete  pruned  failed  best val  its test"]
+    lines += [f"{label:<{width}}  {r['finished']:>8}  {r['pruned']:>6}  {r['failed']:>6}  {pct(r['best_val_acc']):>8}"
+              f"  {pct(r['best_test_acc']):>8}" for label, r in zip(labels, rows)]
+    return "\n".join(lines)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from storage import shown_url
 
@@ -244,6 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = _study_config(args)
     code = start(cfg, quiet=args.quiet, debug=args.debug, wait=args.wait)
     if code == 0 and cfg.launcher.name == "local":
+        print(results_table(cfg.study.storage, cfg.study.name))
         storage, name = shlex.quote(shown_url(cfg.study.storage)), shlex.quote(cfg.study.name)
         print(f"done. browse the trials:  snn-study dashboard --storage {storage}\n"
               f"      the report:         snn-study report --study {name} --storage {storage} --out report/\n"

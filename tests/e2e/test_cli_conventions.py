@@ -27,6 +27,12 @@ def test_run_says_the_device_first_and_list_json_parses(tmp_path):
     run = cli("run", "--config", str(_small(tmp_path)), "--quiet")
     assert run.returncode == 0, run.stderr
     assert "1 worker(s) on cpu, storage" in run.stderr.splitlines()[0]
+    # then the answer: each combination's trials and best accuracies, best first, before the hints
+    table = run.stdout.splitlines()[:3]
+    assert table[0].split() == ["combination", "complete", "pruned", "failed", "best", "val", "its", "test"]
+    assert sorted(line.split(" / ")[0] for line in table[1:]) == ["leaky", "leaky"]
+    best = [float(line.split()[-2].rstrip("%")) for line in table[1:]]
+    assert best == sorted(best, reverse=True) and all(line.split()[5:8] == ["1", "0", "0"] for line in table[1:])
     listed = cli("list", "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     [row] = json.loads(listed.stdout)
