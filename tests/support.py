@@ -126,6 +126,25 @@ def combos(trials) -> Counter:
     )
 
 
+def trials_of(url: str, name: str = "grid8") -> list[optuna.trial.FrozenTrial]:
+    """The trials of study ``name`` in the storage at ``url`` (any server), the connection closed after."""
+    from storage import open_storage
+
+    storage = open_storage(url, heartbeat_interval=None, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).trials
+    finally:
+        storage.engine.dispose()
+
+
+def assert_each_combination_exactly_once(trials) -> None:
+    """The grid of :func:`study_yaml`: each of its 8 combinations finished once, and nothing left running or
+    waiting."""
+    counted = combos(trials)
+    assert len(counted) == 8 and set(counted.values()) == {1}, counted
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 def load(path: Path, name="grid8") -> optuna.Study:
     """Study ``name`` of the SQLite file at ``path``."""
     return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")

@@ -16,40 +16,22 @@ import subprocess
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from support import REPO, SNN_STUDY, combos, study_yaml
-
-from storage import open_storage
+from support import REPO, SNN_STUDY, assert_each_combination_exactly_once, cli, combos, env, study_yaml, trials_of
 
 #: how long the server stays down: past a retry or two, short of the workers' whole retry budget
 DOWN_SECONDS = 3
 
 
-def snn_study(*args, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*SNN_STUDY, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
-    storage = open_storage(url, heartbeat_interval=None, create=False)
-    try:
-        return optuna.load_study(study_name="grid8", storage=storage).trials
-    finally:
-        storage.engine.dispose()
-
-
-def assert_each_combination_exactly_once(trials) -> None:
-    counted = combos(trials)
-    assert len(counted) == 8 and set(counted.values()) == {1}, counted
-    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 def test_three_workers_finish_a_grid_study_with_each_combination_exactly_once(tmp_path, postgres_url):
     config = study_yaml(tmp_path, storage=postgres_url, artifacts=str(tmp_path / "artifacts"))
-    proc = snn_study("run", "--config", str(config), "--workers", "3", "--quiet")
+    proc = cli("run", "--config", str(config), "--workers", "3", "--quiet", timeout=600, env=env())
     assert proc.returncode == 0, proc.stderr
     trials = trials_of(postgres_url)
     assert_each_combination_exactly_once(trials)
@@ -97,9 +79,8 @@ def test_a_server_restart_mid_study_ends_clearly_or_is_ridden_out_and_the_rerun_
     data["training"]["epochs"] = 4  # trials long enough to be cut by the restart
     config.write_text(yaml.safe_dump(data))
     command = ["run", "--config", str(config), "--workers", "2", "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    parent = subprocess.Popen([*SNN_STUDY, *command], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    parent = subprocess.Popen([*SNN_STUDY, *command], cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
         while time.time() < deadline and parent.poll() is None:
@@ -119,7 +100,7 @@ def test_a_server_restart_mid_study_ends_clearly_or_is_ridden_out_and_the_rerun_
             parent.kill()
             parent.wait()
     time.sleep(4)  # past grace_period: a trial left running by a worker that gave up is now stale
-    rerun = snn_study(*command)
+    rerun = cli(*command, timeout=600, env=env())
     trials = trials_of(url)
 
     problems = []

@@ -16,24 +16,17 @@ import subprocess
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 import sqlalchemy as sa
 import yaml
 from optuna.trial import TrialState
-from support import REPO, SNN_STUDY, combos, env, study_yaml
+from support import REPO, assert_each_combination_exactly_once, cli, study_yaml, trials_of
 
-from storage import open_storage
 from study._launch import LAUNCHER_NAMES
 
 SLURM_ENV = "SNN_STUDY_TEST_SLURM"
 #: every launch prints it; the job id follows
 SUBMITTED = re.compile(r"submitted Slurm job (\d+)")
-
-
-def snn_study(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNN_STUDY, *args], cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout,
-                          check=False)
 
 
 def squeue(*args: str) -> list[str]:
@@ -88,18 +81,8 @@ def launched_yaml(tmp_path: Path, storage: str, workers: int, epochs: int = 1, t
     return path
 
 
-def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
-    storage = open_storage(url, heartbeat_interval=None, create=False)
-    try:
-        return optuna.load_study(study_name="grid8", storage=storage).trials
-    finally:
-        storage.engine.dispose()
 
 
-def assert_each_cell_finished_exactly_once(trials) -> None:
-    counted = combos(trials)
-    assert len(counted) == 8 and set(counted.values()) == {1}, counted
-    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 def submitted(proc: subprocess.CompletedProcess) -> str:
@@ -150,8 +133,8 @@ def test_a_bad_launcher_setting_is_a_config_error_naming_the_field(tmp_path, set
 
 
 def test_a_bad_launcher_setting_exits_2_with_one_line_and_writes_nothing(tmp_path):
-    proc = snn_study("run", "--config", str(study_yaml(tmp_path)), "--launcher", "slurm",
-                     "--set", "launcher.gpus_per_worker=2")
+    proc = cli("run", "--config", str(study_yaml(tmp_path)), "--launcher", "slurm",
+               "--set", "launcher.gpus_per_worker=2")
     assert proc.returncode == 2 and proc.stderr.startswith("snn-study run: error: launcher.gpus_per_worker: got 2")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "study.db").exists() and not (REPO / "slurm-logs").exists()
@@ -161,26 +144,26 @@ def test_a_bad_launcher_setting_exits_2_with_one_line_and_writes_nothing(tmp_pat
 
 
 def test_a_grid_study_launched_as_a_three_task_array_runs_every_cell_exactly_once(tmp_path, slurm, postgres_url):
-    proc = snn_study("run", "--config", str(launched_yaml(tmp_path, postgres_url, workers=3)), "--wait")
+    proc = cli("run", "--config", str(launched_yaml(tmp_path, postgres_url, workers=3)), "--wait")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job = submitted(proc)
     for told in (f"squeue -j {job}", f"scancel {job}", f"tail -f {tmp_path / 'logs'}/{job}_0_0_log.err",
                  "array tasks", f"{job}_0..{job}_2", "complete (8 of 8 trials)"):
         assert told in proc.stdout, proc.stdout
     trials = trials_of(postgres_url)
-    assert_each_cell_finished_exactly_once(trials)
+    assert_each_combination_exactly_once(trials)
     assert not [t.number for t in trials if t.state == TrialState.FAIL]
     # the weights went to the shared artifact folder, where dashboard, best and report look
     saved = {t.user_attrs["weights_artifact"] for t in trials if t.state == TrialState.COMPLETE}
     assert saved and all((tmp_path / "artifacts" / a).is_file() for a in saved)
-    listed = snn_study("list", "--storage", postgres_url)
+    listed = cli("list", "--storage", postgres_url)
     assert f"grid8: Slurm job {job}, 3 task(s)" in listed.stdout and "3 finished" in listed.stdout, listed.stdout
 
 
 def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_launch_completes_the_study(
         tmp_path, slurm, postgres_url):
     config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
-    first = snn_study("run", "--config", str(config))
+    first = cli("run", "--config", str(config))
     assert first.returncode == 0, first.stderr
     job = submitted(first)
     logs = tmp_path / "logs"
@@ -195,23 +178,23 @@ def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_
     subprocess.run(["scancel", f"{job}_1"], check=True)
     wait_until("the first launch to end", lambda: left_the_queue(job))
 
-    second = snn_study("run", "--config", str(config), "--wait")
+    second = cli("run", "--config", str(config), "--wait")
     assert second.returncode == 0, second.stdout + second.stderr
     trials = trials_of(postgres_url)
-    assert_each_cell_finished_exactly_once(trials)
+    assert_each_combination_exactly_once(trials)
     cut = next(t for t in trials if t.number == killed)
     assert cut.state == TrialState.FAIL and "failure" not in cut.user_attrs  # failed by its silent heartbeat
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert [t.state for t in retried] == [TrialState.COMPLETE]
     assert next(t for t in trials if t.number == cancelled).state == TrialState.COMPLETE
-    listed = snn_study("list", "--storage", postgres_url).stdout
+    listed = cli("list", "--storage", postgres_url).stdout
     assert f"task {job}_0 lost: ended without finishing" in listed, listed
     assert f"task {job}_1 cancelled: SIGTERM (scancel or preemption): stopped after its trial" in listed, listed
 
 
 def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp_path, slurm, postgres_url):
     config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
-    job = submitted(snn_study("run", "--config", str(config)))
+    job = submitted(cli("run", "--config", str(config)))
     log = tmp_path / "logs" / f"{job}_0_0_log.err"
     victim, = wait_until("task 0 in the middle of a trial", lambda: trial_after_its_first_epoch(log))
     # what Slurm sends signal_delay_s before a task's time limit (#SBATCH --signal=USR2@...)
@@ -219,12 +202,12 @@ def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp
     failed = wait_until("the trial in hand to be failed", lambda: [
         t for t in trials_of(postgres_url) if t.number == victim and t.state == TrialState.FAIL], timeout=30)
     assert "failure" not in failed[0].user_attrs  # interrupted, not failed for a reason of its own: it is run again
-    requeued = wait_until("the task to be requeued", lambda: "requeued" in snn_study("list", "--storage",
-                                                                                     postgres_url).stdout, timeout=30)
+    requeued = wait_until("the task to be requeued",
+                          lambda: "requeued" in cli("list", "--storage", postgres_url).stdout, timeout=30)
     assert requeued
     assert "Caught signal SIGUSR2" in log.read_text() and f"{job}_0" in squeue("-j", job, "-o", "%i")
     wait_until("task 1 to finish the study", lambda: f"{job}_1" not in squeue("-j", job, "-o", "%i"), timeout=240)
-    assert_each_cell_finished_exactly_once(trials_of(postgres_url))
+    assert_each_combination_exactly_once(trials_of(postgres_url))
 
 
 def test_wait_exits_non_zero_when_every_task_fails_and_list_shows_why(tmp_path, slurm, postgres_url):
@@ -233,11 +216,11 @@ def test_wait_exits_non_zero_when_every_task_fails_and_list_shows_why(tmp_path, 
     (broken / "study").mkdir(parents=True)
     (broken / "study" / "__init__.py").write_text('raise ImportError("snn-study is not installed on this node")\n')
     config = launched_yaml(tmp_path, postgres_url, workers=2, setup=[f"cd {broken}", f"export PYTHONPATH={broken}"])
-    proc = snn_study("run", "--config", str(config), "--wait")
+    proc = cli("run", "--config", str(config), "--wait")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     job = submitted(proc)
     assert f"every task of Slurm job {job} failed (0 of 8 trials done)" in proc.stderr, proc.stderr
-    listed = snn_study("list", "--storage", postgres_url).stdout
+    listed = cli("list", "--storage", postgres_url).stdout
     assert "2 failed" in listed, listed
     for task in (f"{job}_0", f"{job}_1"):
         log = tmp_path / "logs" / f"{task}_0_log.err"
@@ -269,7 +252,7 @@ def test_a_launch_without_a_server_database_or_a_writable_artifact_folder_is_ref
                                   "unwritable artifacts": _unwritable(tmp_path)}.get(case, data["study"]["artifacts"])
     data["study"]["name"] = name = f"refused-{case.replace(' ', '-')}"
     config.write_text(yaml.safe_dump(data))
-    proc = snn_study("run", "--config", str(config), "--wait")
+    proc = cli("run", "--config", str(config), "--wait")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.startswith(f"snn-study run: error: {field}: got ") and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
@@ -286,7 +269,7 @@ def test_a_launch_without_a_server_database_or_a_writable_artifact_folder_is_ref
 
 def test_a_job_sbatch_refuses_exits_2_with_sbatchs_reason_and_leaves_no_task_behind(tmp_path, slurm, postgres_url):
     config = launched_yaml(tmp_path, postgres_url, workers=2, partition="no-such-partition")
-    proc = snn_study("run", "--config", str(config))
+    proc = cli("run", "--config", str(config))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("snn-study run: sbatch refused the job: ") and "Invalid partition" in last, proc.stderr
