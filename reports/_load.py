@@ -13,8 +13,8 @@ from typing import Any
 import optuna
 from sqlalchemy.engine import make_url
 
-from objectives import ConfigError, TrialRecord, foreign_study, parse_study_name
-from storage import EpochLog, open_storage, study_names
+from objectives import TrialRecord, parse_study_name
+from storage import EpochLog, load_ours, open_storage, study_names
 
 
 @dataclass
@@ -64,10 +64,7 @@ def load_study_data(url: str, name: str) -> StudyData:
     epochs: list[dict[str, Any]] = []
     attrs: dict[str, dict[str, Any]] = {}
     for study_name in names:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        problem = foreign_study([d.name for d in study.directions], study.user_attrs)
-        if problem:  # its "best" would be its worst here
-            raise ConfigError("--study", study_name, problem)
+        study = load_ours(storage, study_name)
         attrs[study_name] = dict(study.user_attrs)
         trials += [(study_name, t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
         epochs += log.read(study_name)

@@ -10,7 +10,7 @@ from ._engines import DEFAULT_URL
 from ._epochs import MAX_STUDY_NAME, EpochLog
 from ._optuna_private import set_study_system_attrs, trial_id, trial_of, trials_with_heartbeat
 from ._secrets import shown_url
-from ._studies import check_writable, list_studies, open_existing, open_storage, study_names
+from ._studies import check_writable, list_studies, load_ours, open_existing, open_storage, study_names
 from ._trials import best_trial, load_trial, study_attrs, trial_weights
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "best_trial",
     "check_writable",
     "list_studies",
+    "load_ours",
     "load_trial",
     "open_existing",
     "open_storage",

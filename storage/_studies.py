@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 
-from objectives import ConfigError, TrialRecord, belongs_to
+from objectives import ConfigError, TrialRecord, belongs_to, foreign_study
 
 from . import _engines
 from ._epochs import TABLE_NAME as EPOCH_TABLE
@@ -121,6 +121,16 @@ def study_names(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
         there = ", ".join(sorted(names)) or "none"
         raise ConfigError("--study", name, f"no such study in the storage; studies there: {there}")
     return sorted(found)
+
+
+def load_ours(storage: optuna.storages.BaseStorage, name: str, shown: str | None = None) -> optuna.Study:
+    """Study ``name`` of ``storage``, refused (a ``--study`` :class:`objectives.ConfigError` naming ``shown``, else
+    ``name``) when it is another tool's (:func:`objectives.foreign_study`): its best would be its worst here."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    problem = foreign_study([d.name for d in study.directions], study.user_attrs)
+    if problem:
+        raise ConfigError("--study", shown or name, problem)
+    return study
 
 
 def list_studies(url: str) -> list[dict[str, Any]]:

@@ -27,9 +27,8 @@ from objectives import (
     cell_study_name,
     config_value,
     file_stem,
-    foreign_study,
 )
-from storage import artifact_dir, shown_url, study_attrs, study_names, trial_weights, write_all_atomic
+from storage import artifact_dir, load_ours, shown_url, study_attrs, study_names, trial_weights, write_all_atomic
 
 from ._stages import tuned_trial
 
@@ -56,10 +55,7 @@ def completed_trials(storage, name: str) -> list[TrialRecord]:
     """The record of every complete trial of ``name`` (and its per-combination studies)."""
     out = []
     for study_name in study_names(storage, name):
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        problem = foreign_study([d.name for d in study.directions], study.user_attrs)
-        if problem:
-            raise ConfigError("--study", study_name, problem)
+        study = load_ours(storage, study_name)
         out += [TrialRecord.from_frozen_trial(study_name, t)
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return out

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import optuna
 
-from objectives import ConfigError, TrialRecord, file_stem, foreign_study
+from objectives import ConfigError, TrialRecord, file_stem
 from reports import pareto_front
-from storage import open_storage, study_names
+from storage import load_ours, open_storage, study_names
 
 from ._best import Exported, Weights, completed_trials, write_configs
 from ._objectives import ACCURACY, OBJECTIVE_METRICS, short_name
@@ -23,10 +23,8 @@ from ._objectives import ACCURACY, OBJECTIVE_METRICS, short_name
 def objectives_of(storage, name: str) -> list[str]:
     """The objectives study ``name`` (or its first per-combination study) optimizes; ``["val_acc"]`` for a study
     of one objective that does not name it."""
-    study = optuna.load_study(study_name=study_names(storage, name)[0], storage=storage)
-    problem = foreign_study([d.name for d in study.directions], study.user_attrs)
-    if problem:  # before its objectives: another tool's names mean nothing here
-        raise ConfigError("--study", name, problem)
+    # refused before its objectives are read: another tool's names mean nothing here
+    study = load_ours(storage, study_names(storage, name)[0], shown=name)
     names = study.metric_names or ([ACCURACY] if len(study.directions) == 1 else [])
     if not names or any(n not in OBJECTIVE_METRICS for n in names):
         raise ConfigError("--study", name, f"optimizes objectives snn-study does not know ({names or 'unnamed'}); "
@@ -68,7 +66,7 @@ def pareto_size(url: str, name: str) -> int | None:
     """How many complete trials of study ``name`` (one study) in the storage at ``url`` are Pareto-optimal;
     ``None`` for another tool's study, whose objectives are not ours to rank."""
     storage = open_storage(url, read_only=True, heartbeat_interval=None)
-    study = optuna.load_study(study_name=name, storage=storage)
-    if foreign_study([d.name for d in study.directions], study.user_attrs):
+    try:
+        return len(load_ours(storage, name).best_trials)
+    except ConfigError:
         return None
-    return len(study.best_trials)
