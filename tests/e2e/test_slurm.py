@@ -81,23 +81,25 @@ def launched_yaml(tmp_path: Path, storage: str, workers: int, epochs: int = 1, t
     return path
 
 
-
-
-
-
 def submitted(proc: subprocess.CompletedProcess) -> str:
     found = SUBMITTED.search(proc.stdout)
     assert found, f"no job submitted: {proc.stdout}{proc.stderr}"
     return found.group(1)
 
 
-def trial_after_its_first_epoch(log: Path) -> list[int]:
-    """``[number]`` of the trial a worker's log shows at the end of its first epoch (the others still to run)."""
+#: the fault tests' trials: long enough that a poll finds one well inside its epochs (a synthetic epoch takes
+#: about 0.2 s, so a 3-epoch trial left too short a window: CI once polled past every one of them)
+FAULT_EPOCHS = 8
+
+
+def trial_in_progress(log: Path) -> list[int]:
+    """``[number]`` of the trial a worker's log shows in the first half of its epochs, so that a signal sent now
+    lands before it ends; ``[]`` while none is."""
     try:
         last = re.findall(r"\] trial (\d+) epoch (\d+)/|grid8 trial (\d+) ", log.read_text())[-1:]
     except OSError:
         return []
-    return [int(last[0][0])] if last and last[0][1] == "1" else []
+    return [int(last[0][0])] if last and last[0][1] and int(last[0][1]) <= FAULT_EPOCHS // 2 else []
 
 
 # ---- the launcher section: checked with the rest of the config (no Slurm needed) ------------------------------------
@@ -162,19 +164,19 @@ def test_a_grid_study_launched_as_a_three_task_array_runs_every_cell_exactly_onc
 
 def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_launch_completes_the_study(
         tmp_path, slurm, postgres_url):
-    config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
+    config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=FAULT_EPOCHS, train_subset=1600, prune=False)
     first = cli("run", "--config", str(config))
     assert first.returncode == 0, first.stderr
     job = submitted(first)
     logs = tmp_path / "logs"
     # task 0's process killed mid-trial, as the OOM killer, a dead node or a preemption past its grace time do
     killed, = wait_until("task 0 in the middle of a trial",
-                         lambda: trial_after_its_first_epoch(logs / f"{job}_0_0_log.err"))
+                         lambda: trial_in_progress(logs / f"{job}_0_0_log.err"), every=0.1)
     subprocess.run(["scancel", "--signal=KILL", f"{job}_0.0"], check=True)
     # task 1 cancelled mid-trial: its worker ends the trial in hand within KillWait (10 s in .ci/slurm; 30 by
     # default) and starts no new one
     cancelled, = wait_until("task 1 in the middle of a trial",
-                            lambda: trial_after_its_first_epoch(logs / f"{job}_1_0_log.err"))
+                            lambda: trial_in_progress(logs / f"{job}_1_0_log.err"), every=0.1)
     subprocess.run(["scancel", f"{job}_1"], check=True)
     wait_until("the first launch to end", lambda: left_the_queue(job))
 
@@ -193,10 +195,10 @@ def test_a_task_killed_and_a_task_cancelled_mid_trial_lose_nothing_and_a_second_
 
 
 def test_the_time_limit_signal_requeues_the_task_and_fails_its_trial_at_once(tmp_path, slurm, postgres_url):
-    config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=3, train_subset=1600, prune=False)
+    config = launched_yaml(tmp_path, postgres_url, workers=2, epochs=FAULT_EPOCHS, train_subset=1600, prune=False)
     job = submitted(cli("run", "--config", str(config)))
     log = tmp_path / "logs" / f"{job}_0_0_log.err"
-    victim, = wait_until("task 0 in the middle of a trial", lambda: trial_after_its_first_epoch(log))
+    victim, = wait_until("task 0 in the middle of a trial", lambda: trial_in_progress(log), every=0.1)
     # what Slurm sends signal_delay_s before a task's time limit (#SBATCH --signal=USR2@...)
     subprocess.run(["scancel", "--signal=USR2", f"{job}_0"], check=True)
     failed = wait_until("the trial in hand to be failed", lambda: [
