@@ -262,48 +262,54 @@ def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective:
     pops its queue (WAITING to RUNNING, compare-and-set in the database) and a grid
     worker that finds the queue empty just counts again. As in ``optimize``, the trial
     keeps a heartbeat while it runs, is failed on any exception or Ctrl-C (so it is
-    never left RUNNING while the database is there) and Ctrl-C is raised again. Only a queued
+    never left RUNNING while the database is there) and Ctrl-C is raised again; Ctrl-C and
+    SIGTERM outside the objective wait until the trial is recorded. Only a queued
     trial that ``space`` (if given) can run is claimed. A trial failed as stale while this
     worker was stopped (it has been re-queued) is dropped with one line.
     """
-    trial = _claim_queued(study, storage, space)
-    if trial is None:
-        if grid:
-            return False
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
-            trial = study.ask()
-    state, value = TrialState.COMPLETE, None
-    with _heartbeat(storage, trial_id(trial)):
-        try:
-            value = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except TrainingDiverged:
-            state = TrialState.FAIL  # the objective has set the reason; the study goes on
-        except optuna.exceptions.UpdateFinishedTrialError:
-            reporter.taken(study, trial.number)
-            return True
-        except BaseException as exc:
-            interrupted = isinstance(exc, KeyboardInterrupt)
+    with _spawn.holding_stop_signals():
+        trial = _claim_queued(study, storage, space)
+        if trial is None:
+            if grid:
+                return False
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
+                trial = study.ask()
+        state, value = TrialState.COMPLETE, None
+        with _heartbeat(storage, trial_id(trial)):
             try:
-                if interrupted:  # also where the objective had not started training yet
-                    for name, flag in TrialRecord.attrs(interrupted=True).items():
-                        trial.set_user_attr(name, flag)
-                failed: optuna.trial.FrozenTrial | None = study.tell(trial, state=TrialState.FAIL,
-                                                                     skip_if_finished=True)
-            except (*_STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError):
-                failed = None  # the database is away (the trial goes stale and another worker re-queues it), or
-                # another worker already failed it as stale
-            if interrupted and failed is not None and failed.state == TrialState.FAIL:
-                reporter.trial(study, failed)
-            raise
-    told = study.tell(trial, value, state=state, skip_if_finished=True)
-    if told.state != state:
-        reporter.taken(study, trial.number)
-    else:
-        reporter.trial(study, told)
-    return True
+                with _spawn.letting_stop_signals_through():
+                    value = objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except TrainingDiverged:
+                state = TrialState.FAIL  # the objective has set the reason; the study goes on
+            except optuna.exceptions.UpdateFinishedTrialError:
+                reporter.taken(study, trial.number)
+                return True
+            except BaseException as exc:
+                _fail_interrupted(study, trial, reporter, interrupted=isinstance(exc, KeyboardInterrupt))
+                raise
+        told = study.tell(trial, value, state=state, skip_if_finished=True)
+        if told.state != state:
+            reporter.taken(study, trial.number)
+        else:
+            reporter.trial(study, told)
+        return True
+
+
+def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, interrupted: bool) -> None:
+    """Fail ``trial``, whose objective raised; marked as interrupted (it runs again) for Ctrl-C and SIGTERM."""
+    try:
+        if interrupted:  # also where the objective had not started training yet
+            for name, flag in TrialRecord.attrs(interrupted=True).items():
+                trial.set_user_attr(name, flag)
+        failed: optuna.trial.FrozenTrial | None = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    except (*_STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError):
+        failed = None  # the database is away (the trial goes stale and another worker re-queues it), or
+        # another worker already failed it as stale
+    if interrupted and failed is not None and failed.state == TrialState.FAIL:
+        reporter.trial(study, failed)
 
 
 def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage,

@@ -44,16 +44,25 @@ def max_workers() -> int:
 
 def handle_stop_signals() -> None:
     """Ctrl-C (SIGINT) raises KeyboardInterrupt and SIGTERM :class:`Terminated`, which fail the running trial
-    cleanly.
+    cleanly; inside :func:`holding_stop_signals` they wait for the block to end.
 
     A shell starts background commands with SIGINT ignored, and Python keeps an
     ignored SIGINT ignored: ``kill -INT`` would then do nothing to a study started with ``&``.
     """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 _stopping = threading.Event()
+#: inside holding_stop_signals (and not let through): a stop signal waits in _pending
+_held = False
+_pending: KeyboardInterrupt | None = None
+
+
+def _on_sigint(signum, frame) -> None:
+    if _held and _pending is not None:
+        raise KeyboardInterrupt()  # Ctrl-C twice: the user does not want to wait for the database
+    _interrupt(KeyboardInterrupt())
 
 
 def _on_sigterm(signum, frame) -> None:
@@ -63,7 +72,57 @@ def _on_sigterm(signum, frame) -> None:
     timer = threading.Timer(STOP_DEADLINE_S, os._exit, args=(EXIT_TERMINATED,))
     timer.daemon = True
     timer.start()
-    raise Terminated()
+    _interrupt(Terminated())
+
+
+def _interrupt(exc: KeyboardInterrupt) -> None:
+    global _pending
+    if not _held:
+        raise exc
+    _pending = _pending or exc
+
+
+def _raise_pending() -> None:
+    global _pending
+    exc, _pending = _pending, None
+    if exc is not None:
+        raise exc
+
+
+@contextlib.contextmanager
+def holding_stop_signals():
+    """Ctrl-C and SIGTERM wait until the block ends and are raised there (a second Ctrl-C still stops at once).
+
+    For the steps between claiming a trial and the ``try`` that fails it when interrupted, and between its
+    result and the database recording it: an interrupt landing there left the trial RUNNING."""
+    global _held, _pending
+    outer, _held = _held, True
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not outer:
+            _pending = None  # already stopping
+        raise
+    except BaseException:
+        if not outer:
+            _raise_pending()  # a stop signal outranks the error it arrived during
+        raise
+    finally:
+        _held = outer
+    if not outer:
+        _raise_pending()
+
+
+@contextlib.contextmanager
+def letting_stop_signals_through():
+    """Inside :func:`holding_stop_signals`: Ctrl-C and SIGTERM raise at once again (one that waited, on entry)."""
+    global _held
+    outer, _held = _held, False
+    try:
+        _raise_pending()
+        yield
+    finally:
+        _held = outer
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> int:

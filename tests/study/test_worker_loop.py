@@ -7,6 +7,8 @@ processes do only now and then (the multi-worker tests in ``test_study_run.py`` 
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
@@ -17,6 +19,7 @@ from support import study_yaml
 
 from objectives import Objective
 from storage import open_storage
+from study import _spawn
 from study._config import StudyConfig
 from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, run_one
 
@@ -74,6 +77,61 @@ def test_a_trial_whose_objective_raises_is_failed_not_left_running_and_the_error
     with pytest.raises(error):
         run_one(study, storage, broken, grid=True, reporter=_Reporter(0, quiet=True))
     assert [t.state for t in study.get_trials() if t.state != TrialState.WAITING] == [TrialState.FAIL]
+
+
+@pytest.fixture
+def stop_signals():
+    """Ctrl-C handled as the command line handles it (SIGINT only: SIGTERM's deadline would end pytest)."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    _spawn.handle_stop_signals()
+    yield
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])
+
+
+def _ctrl_c_when(storage, monkeypatch, when: TrialState, after: bool):
+    """Ctrl-C lands just before (or after) the storage records a trial as ``when``."""
+    record = storage.set_trial_state_values
+
+    def set_trial_state_values(trial_id, state, values=None):
+        if state == when and not after:
+            os.kill(os.getpid(), signal.SIGINT)
+        done = record(trial_id, state, values)
+        if state == when and after:
+            os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(storage, "set_trial_state_values", set_trial_state_values)
+
+
+def test_ctrl_c_between_claiming_a_trial_and_training_it_fails_the_trial_as_interrupted(
+        tmp_path, monkeypatch, stop_signals):
+    _, storage, study, _ = _setup(tmp_path)
+    _ctrl_c_when(storage, monkeypatch, TrialState.RUNNING, after=True)  # the claim went through, then Ctrl-C
+    trained = []
+    with pytest.raises(KeyboardInterrupt):
+        run_one(study, storage, trained.append, grid=True, reporter=_Reporter(0, quiet=True))
+    assert not trained
+    stopped, = [t for t in study.get_trials() if t.state != TrialState.WAITING]  # it left the trial RUNNING
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"] is True
+
+
+def test_ctrl_c_while_a_result_is_recorded_waits_until_the_trial_is_complete(tmp_path, monkeypatch, stop_signals):
+    _, storage, study, space = _setup(tmp_path)
+    _ctrl_c_when(storage, monkeypatch, TrialState.COMPLETE, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(study, storage, lambda trial: 0.5, grid=True, reporter=_Reporter(0, quiet=True))
+    ran, = [t for t in study.get_trials() if t.state != TrialState.WAITING]  # it left the trial RUNNING
+    assert ran.state == TrialState.COMPLETE and ran.value == 0.5
+
+
+def test_ctrl_c_twice_while_held_stops_at_once(stop_signals):
+    with pytest.raises(KeyboardInterrupt), _spawn.holding_stop_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the second one raises here, before the block ends
+            pass
+        raise AssertionError("the second Ctrl-C waited for the block to end")
 
 
 class _FlakyStorage:
