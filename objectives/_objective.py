@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -60,9 +60,70 @@ class Objective:
         return cfg.resolved()
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
+        return self._alone(trial, self._start(trial))
+
+    def _alone(self, trial: optuna.trial.BaseTrial, cfg: TrialConfig) -> float | tuple[float, ...]:
+        """Train ``trial``'s config ``cfg`` through ``fit`` and record it."""
+        try:
+            result = self.fit(cfg, self._on_epoch(trial, cfg), self.artifact_store is not None)
+        except TrainingDiverged as exc:
+            _set(trial, TrialRecord.attrs(failure=str(exc)))
+            raise
+        except KeyboardInterrupt:
+            _set(trial, TrialRecord.attrs(interrupted=True))
+            raise
+        finally:
+            _release(cfg)
+        return self._finish(trial, result)
+
+    def run_array(self, trials: Sequence[optuna.trial.BaseTrial]) -> list[Any]:
+        """Train ``trials`` together, each recorded as :meth:`__call__` records it; one entry per trial, in order:
+        its value, or the exception that ended it (``optuna.TrialPruned``, :class:`TrainingDiverged`, an error of
+        its own ``on_epoch``).
+
+        Trials whose configs share an :func:`~objectives.array_key` (and the ``fast`` engine) train as one fused
+        array (:func:`~objectives.train_array`, not ``fit``), each group after the other; a group of one trains
+        alone through ``fit``. Ctrl-C stops them all (the caller fails every trial as interrupted).
+        """
+        from ._fused import array_key, train_array
+
+        cfgs = [self._start(trial) for trial in trials]
+        groups: dict[str, list[int]] = {}
+        for i, cfg in enumerate(cfgs):
+            key = array_key(cfg) if cfg.training.engine == "fast" else f"alone {i}"
+            groups.setdefault(key, []).append(i)
+        outcomes: list[Any] = [None] * len(trials)
+        for members in groups.values():
+            if len(members) == 1:
+                i, = members
+                try:
+                    outcomes[i] = self._alone(trials[i], cfgs[i])
+                except Exception as exc:  # noqa: BLE001 - this trial's end; the others go on
+                    outcomes[i] = exc
+                continue
+            for i in members:
+                _set(trials[i], TrialRecord.attrs(array=[trials[m].number for m in members]))
+            first = cfgs[members[0]]
+            try:
+                results = train_array([cfgs[i] for i in members], load(first.dataset, resolve_device(
+                    first.training.device)), on_epoch=[self._on_epoch(trials[i], cfgs[i]) for i in members],
+                    keep_weights=self.artifact_store is not None)
+            finally:
+                _release(first)
+            for i, result in zip(members, results):
+                if isinstance(result, TrainingDiverged):
+                    _set(trials[i], TrialRecord.attrs(failure=str(result)))
+                outcomes[i] = result if isinstance(result, Exception) else self._finish(trials[i], result)
+        return outcomes
+
+    def _start(self, trial: optuna.trial.BaseTrial) -> TrialConfig:
+        """``trial``'s config, recorded in it."""
         cfg = self.config(trial)
         _set(trial, TrialRecord.attrs(config=cfg.to_dict()))
-        device = resolve_device(cfg.training.device)
+        return cfg
+
+    def _on_epoch(self, trial: optuna.trial.BaseTrial, cfg: TrialConfig) -> Callable[[EpochMetrics], None]:
+        """What follows each of ``trial``'s epochs: report it to Optuna, hand it to ``on_epoch``, and prune."""
         prunable = _single_objective(trial)
 
         def on_epoch(m: EpochMetrics) -> None:
@@ -75,19 +136,10 @@ class Objective:
                 _set(trial, TrialRecord.attrs(pruned_at=m.epoch))
                 raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
-        try:
-            result = self.fit(cfg, on_epoch, self.artifact_store is not None)
-        except TrainingDiverged as exc:
-            _set(trial, TrialRecord.attrs(failure=str(exc)))
-            raise
-        except KeyboardInterrupt:
-            _set(trial, TrialRecord.attrs(interrupted=True))
-            raise
-        finally:
-            # nothing of this trial may outlive it: a worker runs hundreds of trials
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+        return on_epoch
+
+    def _finish(self, trial: optuna.trial.BaseTrial, result: TrainResult) -> float | tuple[float, ...]:
+        """Record ``result`` (and upload its weights) in ``trial``; the trial's value."""
         _set(trial, result_attrs(result))
         if self.artifact_store is not None and result.state_dict is not None:
             try:
@@ -97,6 +149,13 @@ class Objective:
             else:
                 _set(trial, TrialRecord.attrs(weights_artifact=artifact))
         return result.val_acc if self.score is None else self.score(result)
+
+
+def _release(cfg: TrialConfig) -> None:
+    """Nothing of a trial may outlive it: a worker runs hundreds of trials."""
+    gc.collect()
+    if resolve_device(cfg.training.device).type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _single_objective(trial: optuna.trial.BaseTrial) -> bool:

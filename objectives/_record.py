@@ -82,6 +82,8 @@ class TrialRecord:
     stage: str | None = _attr()
     #: free labels (e.g. how the trial was launched)
     tags: tuple[str, ...] = _attr(())
+    #: the trial numbers trained together as one fused array (this one among them); empty when it trained alone
+    array: tuple[int, ...] = _attr(())
     #: test accuracy of the best-validation weights
     test_acc: float | None = _attr()
     best_epoch: int | None = _attr()

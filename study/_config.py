@@ -38,6 +38,8 @@ PRESETS = ("quick", "mnist-grid", "mnist-tpe", "compare-quick", "mnist-compare")
 #: combinations a grid study may queue (each is a trial in the database); 4 neurons x 8 surrogates x 3 backprop
 #: methods are 96, and a grid of more than this many trials is better searched by a sampler
 MAX_GRID = 10_000
+#: most trials one worker trains as one fused array: what one Ctrl-C or failure interrupts at once
+MAX_ARRAY_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class StudySettings:
     #: (its worker died) is failed and re-queued by the next worker that starts a trial
     heartbeat_interval: int = 10
     grace_period: int = 30
+    #: trials a worker trains at once as one fused trial array (``objectives.train_array``); ``None``:
+    #: ``objectives.default_array_size`` for the worker's device (1 on a CPU, where arrays are no faster)
+    array_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,8 @@ def _settings(data: Any) -> StudySettings:
                           f"must be > study.heartbeat_interval ({settings.heartbeat_interval}) and both >= 1")
     if settings.workers < 1:
         raise ConfigError("study.workers", settings.workers, "must be >= 1")
+    if settings.array_size is not None and not 1 <= settings.array_size <= MAX_ARRAY_SIZE:
+        raise ConfigError("study.array_size", settings.array_size, f"must be from 1 to {MAX_ARRAY_SIZE}, or null")
     if settings.workers > max_workers():
         raise ConfigError("study.workers", settings.workers, f"at most {max_workers()} on this machine "
                           f"({WORKERS_PER_CPU} per CPU core); more machines share a study through one PostgreSQL URL")

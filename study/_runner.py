@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import sqlalchemy.exc
@@ -206,8 +206,9 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             study = _create_or_load(cfg, name, space, storage, worker)
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
-            objective = _in_stage(objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
-                                                       score=score(cfg.study.objectives), fit=fit), cfg.stage)
+            objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
+                                             score=score(cfg.study.objectives), fit=fit)
+            size = array_size(cfg, space, device)
             target = cfg.target(space)
             while True:
                 _fail_stale_trials(study, storage, cfg.study.grace_period)
@@ -218,7 +219,9 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                     queue_missing(study, space, cfg.queue(space))  # trials that were interrupted
                     continue
                 if p.waiting or (not cfg.queued and p.done + p.running < target):
-                    ran = run_one(study, storage, objective, grid=cfg.queued, reporter=reporter, space=space)
+                    open_ = p.waiting if cfg.queued else target - p.done - p.running
+                    ran = run_trials(study, storage, objective, grid=cfg.queued, reporter=reporter, space=space,
+                                     size=max(1, min(size, open_)), stage=cfg.stage)
                     if ran and on_trial is not None:
                         on_trial()
                     elif not ran:
@@ -239,63 +242,93 @@ def _on_epoch(study_name: str, epoch_log: EpochLog, reporter: _Reporter):
     return on_epoch
 
 
-def _in_stage(objective: Callable[[optuna.Trial], Any], stage: str | None) -> Callable[[optuna.Trial], Any]:
-    """``objective``, recording first in each trial the comparison stage it belongs to (when there is one)."""
-    if stage is None:
-        return objective
-
-    def staged(trial: optuna.Trial) -> Any:
-        for name, value in TrialRecord.attrs(stage=stage).items():
-            trial.set_user_attr(name, value)
-        return objective(trial)
-
-    return staged
+def array_size(cfg: StudyConfig, space: SearchSpace, device: str | None) -> int:
+    """Trials a worker trains at once as one fused array: ``study.array_size``, else what
+    :func:`objectives.default_array_size` says for the device it trains on (1 on a CPU)."""
+    if cfg.study.array_size is not None:
+        return cfg.study.array_size
+    return objectives.default_array_size(objectives.resolve_device(device or space.base.training.device))
 
 
-def run_one(study: optuna.Study, storage: optuna.storages.RDBStorage, objective: Callable[[optuna.Trial], Any],
-            grid: bool, reporter: _Reporter, space: SearchSpace | None = None) -> bool:
-    """Run one trial, a queued one first; returns False (and runs nothing) when a grid's queue is empty.
+def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage,
+               objective: Callable[[optuna.Trial], Any], grid: bool, reporter: _Reporter,
+               space: SearchSpace | None = None, size: int = 1, stage: str | None = None) -> bool:
+    """Run up to ``size`` trials at once, queued ones first; returns False (and runs nothing) when a grid's queue
+    is empty.
+
+    One trial runs through ``objective``; several (``size`` > 1, an :class:`objectives.Objective`) through its
+    ``run_array``, as fused arrays. Only queued trials whose queued parameters agree on everything an array's members
+    share are claimed together; a study without a queue asks the sampler for ``size`` trials.
 
     Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
     queued trial can find another worker took it first, and ``optimize`` would then
     create a trial with no combination. Here a queued trial is claimed the way Optuna
     pops its queue (WAITING to RUNNING, compare-and-set in the database) and a grid
-    worker that finds the queue empty just counts again. As in ``optimize``, the trial
+    worker that finds the queue empty just counts again. As in ``optimize``, each trial
     keeps a heartbeat while it runs, is failed on any exception or Ctrl-C (so it is
-    never left RUNNING while the database is there) and Ctrl-C is raised again; Ctrl-C and
-    SIGTERM outside the objective wait until the trial is recorded. Only a queued
+    never left RUNNING while the database is there) and the first error or Ctrl-C is raised again; Ctrl-C and
+    SIGTERM outside the training wait until the trials are recorded. Only a queued
     trial that ``space`` (if given) can run is claimed. A trial failed as stale while this
-    worker was stopped (it has been re-queued) is dropped with one line.
+    worker was stopped (it has been re-queued) is dropped with one line. ``stage`` (a comparison's) is recorded
+    in each trial first.
     """
     with _spawn.holding_stop_signals():
-        trial = _claim_queued(study, storage, space)
-        if trial is None:
+        trials = _claim_queued(study, storage, space, size)
+        if not trials:
             if grid:
                 return False
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
-                trial = study.ask()
-        state, value = TrialState.COMPLETE, None
-        with _heartbeat(storage, trial_id(trial)):
+                trials = [study.ask() for _ in range(size)]
+        with _heartbeat(storage, [trial_id(t) for t in trials]):
             try:
                 with _spawn.letting_stop_signals_through():
-                    value = objective(trial)
-            except optuna.TrialPruned:
-                state = TrialState.PRUNED
-            except TrainingDiverged:
-                state = TrialState.FAIL  # the objective has set the reason; the study goes on
-            except optuna.exceptions.UpdateFinishedTrialError:
-                reporter.taken(study, trial.number)
-                return True
+                    for trial in trials:
+                        for name, value in TrialRecord.attrs(stage=stage).items() if stage else ():
+                            trial.set_user_attr(name, value)
+                    outcomes = _train(objective, trials)
             except BaseException as exc:
-                _fail_interrupted(study, trial, reporter, interrupted=isinstance(exc, KeyboardInterrupt))
+                for trial in trials:
+                    _fail_interrupted(study, trial, reporter, interrupted=isinstance(exc, KeyboardInterrupt))
                 raise
-        told = study.tell(trial, value, state=state, skip_if_finished=True)
-        if told.state != state:
-            reporter.taken(study, trial.number)
-        else:
-            reporter.trial(study, told)
+            errors = [_tell(study, trial, outcome, reporter) for trial, outcome in zip(trials, outcomes)]
+        error = next((e for e in errors if e is not None), None)
+        if error is not None:
+            raise error
         return True
+
+
+def _train(objective: Callable[[optuna.Trial], Any], trials: list[optuna.Trial]) -> list[Any]:
+    """Each trial's value, or the exception that ended it (KeyboardInterrupt ends them all)."""
+    if len(trials) > 1:
+        return cast(objectives.Objective, objective).run_array(trials)
+    try:
+        return [objective(trials[0])]
+    except Exception as exc:  # noqa: BLE001 - told below, as an array member's own error is
+        return [exc]
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Any, reporter: _Reporter) -> Exception | None:
+    """Record a trial's outcome (its value, or the exception that ended it); the exception when it is an error that
+    stops the worker (not a pruning, a divergence or another worker having taken the trial)."""
+    if isinstance(outcome, optuna.exceptions.UpdateFinishedTrialError):
+        reporter.taken(study, trial.number)
+        return None
+    if isinstance(outcome, Exception) and not isinstance(outcome, (optuna.TrialPruned, TrainingDiverged)):
+        _fail_interrupted(study, trial, reporter, interrupted=False)
+        return outcome
+    if isinstance(outcome, optuna.TrialPruned):
+        state, value = TrialState.PRUNED, None
+    elif isinstance(outcome, TrainingDiverged):
+        state, value = TrialState.FAIL, None  # the objective has set the reason; the study goes on
+    else:
+        state, value = TrialState.COMPLETE, outcome
+    told = study.tell(trial, value, state=state, skip_if_finished=True)
+    if told.state != state:
+        reporter.taken(study, trial.number)
+    else:
+        reporter.trial(study, told)
+    return None
 
 
 def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, interrupted: bool) -> None:
@@ -312,23 +345,42 @@ def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, reporter: _Repor
         reporter.trial(study, failed)
 
 
-def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage,
-                  space: SearchSpace | None = None) -> optuna.Trial | None:
+def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage, space: SearchSpace | None = None,
+                  size: int = 1) -> list[optuna.Trial]:
+    """Claim up to ``size`` queued trials (that ``space`` can run), each after the first only when its queued
+    parameters agree with the first's on everything an array's members share."""
+    claimed: list[optuna.Trial] = []
+    shared: dict[str, Any] | None = None
     for queued in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        if space is not None and not _guard.claimable(space, _queued(queued)):
+        if len(claimed) == size:
+            break
+        params = _queued(queued)
+        if space is not None and not _guard.claimable(space, params):
             continue  # another config's: left waiting for a worker that can run it
+        if shared is not None and _shared_params(space, params) != shared:
+            continue  # another architecture: another array's
         try:
-            claimed = storage.set_trial_state_values(trial_id(queued), state=TrialState.RUNNING)
+            ok = storage.set_trial_state_values(trial_id(queued), state=TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished by another worker since we read it
-        if claimed:
-            return trial_of(study, queued)
-    return None
+        if ok:
+            claimed.append(trial_of(study, queued))
+            shared = _shared_params(space, params) if size > 1 else None
+    return claimed
+
+
+def _shared_params(space: SearchSpace | None, params: dict[str, Any]) -> dict[str, Any]:
+    """The queued parameters the members of one array must agree on: all but those of
+    :data:`objectives.MEMBER_FIELDS`."""
+    member = {f"{section}.{name}" for section, names in objectives.MEMBER_FIELDS.items() for name in names}
+    paths = {c.key: c.path for c in space.categorical} | {r.key: r.path for r in space.ranges} if space else {}
+    return {key: value for key, value in params.items()
+            if paths.get(key, key) not in member and not paths.get(key, key).startswith("surrogate_args.")}
 
 
 @contextlib.contextmanager
-def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
-    """Record the trial's heartbeat every ``heartbeat_interval`` seconds while it runs (if the storage has one).
+def _heartbeat(storage: optuna.storages.RDBStorage, trial_ids: list[int]):
+    """Record the trials' heartbeats every ``heartbeat_interval`` seconds while they run (if the storage has one).
 
     Unlike Optuna's heartbeat thread, a missed beat (the database briefly away) does not end it.
     """
@@ -340,14 +392,15 @@ def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
 
     def beat() -> None:
         while True:
-            try:
-                storage.record_heartbeat(trial_id)
-            except _STORAGE_ERRORS:
-                pass  # a restarting server: beat again next time, or the trial would go stale while it runs
+            for beating in trial_ids:
+                try:
+                    storage.record_heartbeat(beating)
+                except _STORAGE_ERRORS:
+                    pass  # a restarting server: beat again next time, or the trial would go stale while it runs
             if stop.wait(interval):
                 return
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_ids[0]}", daemon=True)
     thread.start()
     try:
         yield

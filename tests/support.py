@@ -119,6 +119,28 @@ def study_yaml(tmp_path: Path, **study) -> Path:
     return path
 
 
+#: a grid whose cells form fused arrays (study.array_size): the 4 seeds of one neuron share an architecture
+ARRAY_GRID = {"training.seed": [1, 2, 3, 4], "neuron": ["leaky", "synaptic"]}
+
+
+def array_yaml(tmp_path: Path, epochs: int = 2, **study) -> Path:
+    """:func:`study_yaml` over :data:`ARRAY_GRID`, unpruned (pruning follows the order in which trials finish)."""
+    path = study_yaml(tmp_path, **study)
+    config = yaml.safe_load(path.read_text())
+    config["search"] = ARRAY_GRID
+    config["study"]["pruner"] = {"name": "none"}
+    config["training"]["epochs"] = epochs
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def assert_each_array_cell_exactly_once(trials) -> None:
+    """The grid of :func:`array_yaml`: each of its 8 cells finished once, and nothing left running or waiting."""
+    counted = Counter((t.params["neuron"], t.params["training.seed"]) for t in trials if t.state in FINISHED)
+    assert len(counted) == 8 and set(counted.values()) == {1}, counted
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 def combos(trials) -> Counter:
     """How often each neuron/surrogate/backprop combination finished among ``trials``."""
     return Counter(

@@ -213,6 +213,8 @@ CASES: list[Case] = [
       "search.wingspan: got 'wingspan'; unknown search key; allowed:"),
     C("run-wrong-type-workers", lambda c: run(c, study={"workers": "two"}),
       "study.workers: got 'two'; expected an integer"),
+    C("run-array-size-zero", lambda c: run(c, study={"array_size": 0}),
+      "study.array_size: got 0; must be from 1 to 64, or null"),
     C("run-low-above-high", lambda c: run(c, "--set", "search.lr={low: 0.1, high: 0.01}"),
       "search.lr: got {{'low': 0.1, 'high': 0.01}}; low (0.1) must be <= high (0.01)"),
     C("run-zero-epochs", lambda c: run(c, training={"epochs": 0}),

@@ -16,7 +16,17 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from support import REPO, SNN_STUDY, cli, combos, dashboard_server, load, study_yaml
+from support import (
+    REPO,
+    SNN_STUDY,
+    array_yaml,
+    assert_each_array_cell_exactly_once,
+    cli,
+    combos,
+    dashboard_server,
+    load,
+    study_yaml,
+)
 
 from storage import open_storage, trial_id
 
@@ -33,6 +43,23 @@ def test_a_grid_run_by_three_workers_holds_each_combination_exactly_once(tmp_pat
     assert done and all(kept <= set(t.user_attrs) for t in done)
     assert (tmp_path / "artifacts").is_dir()
     assert "snn-study dashboard --storage" in proc.stdout and "snn-study best --study grid8" in proc.stdout
+
+
+def test_fused_arrays_of_two_with_two_workers_run_each_cell_once_with_the_values_of_trials_run_alone(tmp_path):
+    values = {}
+    for size in (1, 2):
+        folder = tmp_path / f"size{size}"
+        folder.mkdir()
+        proc = cli("run", "--config", str(array_yaml(folder)), "--workers", "2", "--quiet",
+                   "--set", f"study.array_size={size}")
+        assert proc.returncode == 0, proc.stderr
+        trials = load(folder / "study.db").trials
+        assert_each_array_cell_exactly_once(trials)
+        values[size] = {(t.params["neuron"], t.params["training.seed"]): (t.value, t.user_attrs["test_acc"])
+                        for t in trials}
+        arrays = {tuple(t.user_attrs.get("array", ())) for t in trials}  # who trained together
+        assert arrays == {()} if size == 1 else {len(a) for a in arrays} == {2}, arrays
+    assert values[2] == values[1]  # to the bit on a CPU: a member's training is its lone run's
 
 
 def test_running_the_same_command_again_resumes_and_adds_nothing_when_done(tmp_path):

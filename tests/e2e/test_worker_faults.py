@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from optuna.trial import TrialState
-from support import REPO, SNN_STUDY, cli, combos, env, load, study_yaml
+from support import REPO, SNN_STUDY, array_yaml, assert_each_array_cell_exactly_once, cli, combos, env, load, study_yaml
 
 #: heartbeats each second, a trial silent for 3 s is stale: a dead worker's trial is re-queued quickly
 BEATS = {"heartbeat_interval": 1, "grace_period": 3}
@@ -179,7 +179,7 @@ def test_sigterm_stops_a_single_process_run_as_ctrl_c_does(tmp_path):
     assert proc.returncode == 143, err
     assert "run the same command again to resume" in err and "Traceback" not in err
     trials = load(db).trials
-    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], err
     stopped = [t for t in trials if t.state == TrialState.FAIL]
     assert len(stopped) == 1 and stopped[0].user_attrs.get("interrupted") is True
 
@@ -291,3 +291,26 @@ def test_more_workers_than_the_machine_can_take_is_refused_in_one_line(tmp_path)
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1 and "study.workers" in proc.stderr, proc.stderr
     assert f"at most {4 * (os.cpu_count() or 1)}" in proc.stderr
+
+
+def test_a_worker_killed_during_a_fused_array_loses_nothing_and_a_rerun_completes_each_cell_once(tmp_path):
+    """Issue 16: an array's members are failed and re-run as single trials are."""
+    cfg = array_yaml(tmp_path, epochs=4, **BEATS)
+    db = tmp_path / "study.db"
+    proc = start("run", "--config", str(cfg), "--workers", "2", "--quiet", "--set", "study.array_size=2")
+    workers = []
+    try:
+        wait_for(lambda: len(query(db, TRAINING)) >= 2, proc)
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)  # as the OOM killer ends a worker
+        _, err = proc.communicate(timeout=300)
+    finally:
+        kill_all([*workers, proc.pid])
+        proc.wait()
+    rerun = cli("run", "--config", str(cfg), "--quiet", "--set", "study.array_size=2", timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = load(db).trials
+    assert_each_array_cell_exactly_once(trials)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all("interrupted" not in t.user_attrs for t in failed), err  # failed as stale, and re-run

@@ -79,6 +79,7 @@ def test_a_config_that_changes_what_the_trials_mean_cannot_join_the_study(base, 
 
 ALLOWED = [
     {"study.workers": 3},
+    {"study.array_size": 4},  # how trials are trained together, not what they are
     {"study.devices": ["cpu"]},
     {"study.heartbeat_interval": 5, "study.grace_period": 20},
     {"study.seed": 7},
@@ -167,7 +168,7 @@ def test_another_configs_queued_trial_stays_waiting(base):
     for t in study.get_trials(states=(TrialState.WAITING,)):
         storage.set_trial_state_values(trial_id(t), state=TrialState.RUNNING)  # every one of ours is taken
     study.enqueue_trial({"neuron": "alpha", "surrogate": "atan", "backprop": "bptt"})
-    assert _claim_queued(study, storage, space) is None
+    assert _claim_queued(study, storage, space) == []
     assert study.trials[-1].state == TrialState.WAITING
 
 

@@ -16,7 +16,7 @@ from objectives import ConfigError, CostMetrics, Objective, TrialConfig, TrialRe
 from storage import open_storage
 from study import StudyConfig
 from study._objectives import OBJECTIVE_METRICS, check_study, directions, prunes, score, short_name
-from study._runner import _create_or_load, _Reporter, prepare, run_one
+from study._runner import _create_or_load, _Reporter, prepare, run_trials
 from study._samplers import SAMPLERS, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -151,7 +151,7 @@ def test_a_grid_of_two_objectives_runs_each_queued_cell_once(tmp_path):
         cfg = space.suggest(trial)
         return 0.5 + 0.1 * (cfg.model.neuron == "leaky"), 1e6 * (1 + (cfg.model.surrogate == "atan"))
 
-    while run_one(study, storage, objective, grid=True, reporter=_Reporter(0, quiet=True)):
+    while run_trials(study, storage, objective, grid=True, reporter=_Reporter(0, quiet=True)):
         pass
     trials = study.get_trials()
     assert len(trials) == 8 and all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in trials)

@@ -214,6 +214,8 @@ BAD = [
     ({"study": {"pruner": "asha"}}, "study.pruner.name"),
     ({"study": {"pruner": {"name": "median", "warmup": 3}}}, "study.pruner.warmup"),
     ({"study": {"workers": 0}}, "study.workers"),
+    ({"study": {"array_size": 0}}, "study.array_size"),
+    ({"study": {"array_size": 65}}, "study.array_size"),
     ({"study": {"n_trials": 0, "sampler": "tpe"}}, "study.n_trials"),
     ({"study": {"sampler": "tpe"}}, "study.n_trials"),
     ({"study": {"devices": ["tpu:0"]}, "search": {"neuron": ["leaky"]}}, "study.devices"),

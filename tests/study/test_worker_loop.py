@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 
+import optuna
 import pytest
 import sqlalchemy.exc
 import yaml
@@ -21,7 +22,7 @@ from objectives import Objective
 from storage import open_storage
 from study import _spawn
 from study._config import StudyConfig
-from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, run_one
+from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, run_trials
 
 
 def _setup(tmp_path, **study):
@@ -45,7 +46,7 @@ def test_a_grid_worker_that_finds_the_queue_taken_runs_nothing_and_adds_no_trial
     def must_not_run(trial):
         raise AssertionError("a trial was started with no combination to run")
 
-    assert run_one(study, storage, must_not_run, grid=True, reporter=_Reporter(0, quiet=True)) is False
+    assert run_trials(study, storage, must_not_run, grid=True, reporter=_Reporter(0, quiet=True)) is False
     trials = study.get_trials()
     assert len(trials) == 8 and {t.state for t in trials} == {TrialState.RUNNING}
 
@@ -53,7 +54,7 @@ def test_a_grid_worker_that_finds_the_queue_taken_runs_nothing_and_adds_no_trial
 def test_a_grid_worker_runs_the_combination_it_claimed_and_tells_its_result(tmp_path):
     _, storage, study, space = _setup(tmp_path)
     queued = study.get_trials(states=(TrialState.WAITING,))
-    assert run_one(study, storage, _objective(space, study.study_name), grid=True, reporter=_Reporter(0, quiet=True))
+    assert run_trials(study, storage, _objective(space, study.study_name), grid=True, reporter=_Reporter(0, quiet=True))
     ran = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert [t.number for t in ran] == [queued[0].number]
     assert ran[0].params.items() >= queued[0].system_attrs["fixed_params"].items()
@@ -63,7 +64,8 @@ def test_a_grid_worker_runs_the_combination_it_claimed_and_tells_its_result(tmp_
 def test_a_random_search_worker_with_an_empty_queue_starts_a_new_trial(tmp_path):
     _, storage, study, space = _setup(tmp_path, sampler="random", n_trials=2)
     assert not study.get_trials()
-    assert run_one(study, storage, _objective(space, study.study_name), grid=False, reporter=_Reporter(0, quiet=True))
+    assert run_trials(study, storage, _objective(space, study.study_name), grid=False,
+                      reporter=_Reporter(0, quiet=True))
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
 
 
@@ -75,7 +77,7 @@ def test_a_trial_whose_objective_raises_is_failed_not_left_running_and_the_error
         raise error("stop")
 
     with pytest.raises(error):
-        run_one(study, storage, broken, grid=True, reporter=_Reporter(0, quiet=True))
+        run_trials(study, storage, broken, grid=True, reporter=_Reporter(0, quiet=True))
     assert [t.state for t in study.get_trials() if t.state != TrialState.WAITING] == [TrialState.FAIL]
 
 
@@ -110,7 +112,7 @@ def test_ctrl_c_between_claiming_a_trial_and_training_it_fails_the_trial_as_inte
     _ctrl_c_when(storage, monkeypatch, TrialState.RUNNING, after=True)  # the claim went through, then Ctrl-C
     trained = []
     with pytest.raises(KeyboardInterrupt):
-        run_one(study, storage, trained.append, grid=True, reporter=_Reporter(0, quiet=True))
+        run_trials(study, storage, trained.append, grid=True, reporter=_Reporter(0, quiet=True))
     assert not trained
     stopped, = [t for t in study.get_trials() if t.state != TrialState.WAITING]  # it left the trial RUNNING
     assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"] is True
@@ -120,7 +122,7 @@ def test_ctrl_c_while_a_result_is_recorded_waits_until_the_trial_is_complete(tmp
     _, storage, study, space = _setup(tmp_path)
     _ctrl_c_when(storage, monkeypatch, TrialState.COMPLETE, after=False)
     with pytest.raises(KeyboardInterrupt):
-        run_one(study, storage, lambda trial: 0.5, grid=True, reporter=_Reporter(0, quiet=True))
+        run_trials(study, storage, lambda trial: 0.5, grid=True, reporter=_Reporter(0, quiet=True))
     ran, = [t for t in study.get_trials() if t.state != TrialState.WAITING]  # it left the trial RUNNING
     assert ran.state == TrialState.COMPLETE and ran.value == 0.5
 
@@ -155,12 +157,95 @@ class _FlakyStorage:
 
 def test_the_heartbeat_outlives_a_database_that_is_briefly_away():
     flaky = _FlakyStorage(failures=3)
-    with _heartbeat(flaky, trial_id=1):
+    with _heartbeat(flaky, [1]):
         assert flaky.enough.wait(timeout=10), "the heartbeat stopped at the first failed beat"
 
 
 def test_a_storage_without_heartbeats_gets_no_heartbeat_thread(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}", heartbeat_interval=None)
     before = threading.active_count()
-    with _heartbeat(storage, trial_id=1):
+    with _heartbeat(storage, [1]):
         assert threading.active_count() == before
+
+
+# ---- fused trial arrays (study.array_size) -------------------------------------------------------------------------
+
+
+def _array_setup(tmp_path, search, **study):
+    """:func:`_setup` with ``search`` as the search space (the grid's neuron and seed, say)."""
+    path = study_yaml(tmp_path, **study)
+    config = yaml.safe_load(path.read_text())
+    config["search"] = search
+    path.write_text(yaml.safe_dump(config))
+    cfg = StudyConfig.from_dict(config)
+    storage = open_storage(cfg.study.storage, heartbeat_interval=1)
+    prepare(cfg, storage)
+    (name, space), = cfg.studies()
+    return storage, _create_or_load(cfg, name, space, storage), space
+
+
+@pytest.fixture
+def arrays(monkeypatch):
+    """The members of each fused array trained, as lists of their seeds."""
+    from objectives import _fused
+
+    trained, train_array = [], _fused.train_array
+
+    def spy(cfgs, *args, **kwargs):
+        trained.append([c.training.seed for c in cfgs])
+        return train_array(cfgs, *args, **kwargs)
+
+    monkeypatch.setattr(_fused, "train_array", spy)
+    return trained
+
+
+def test_a_grid_worker_claims_only_queued_cells_of_one_architecture_and_trains_them_as_one_array(tmp_path, arrays):
+    # the queue alternates the neurons: seed 1 leaky, seed 1 synaptic, seed 2 leaky, ...
+    storage, study, space = _array_setup(tmp_path, {"training.seed": [1, 2, 3], "neuron": ["leaky", "synaptic"]})
+    assert run_trials(study, storage, Objective(space.suggest), grid=True, reporter=_Reporter(0, quiet=True),
+                      space=space, size=3)
+    ran = [t for t in study.get_trials() if t.state != TrialState.WAITING]
+    assert len(ran) == 3 and len({t.params["neuron"] for t in ran}) == 1  # the other neuron is another array's
+    assert arrays == [[1, 2, 3]]
+    # each member's value is its lone run's, to the bit on a CPU
+    for t in ran:
+        assert t.state == TrialState.COMPLETE
+        assert t.value == Objective(space.suggest)(optuna.trial.FixedTrial(t.params)), t.params
+
+
+def test_a_worker_without_a_queue_asks_the_sampler_for_a_whole_array(tmp_path, arrays):
+    storage, study, space = _array_setup(tmp_path, {"lr": {"low": 1e-3, "high": 1e-2, "log": True}},
+                                         sampler="random", n_trials=3)
+    assert run_trials(study, storage, Objective(space.suggest), grid=False, reporter=_Reporter(0, quiet=True),
+                      space=space, size=3)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 3
+    assert len({t.params["lr"] for t in study.get_trials()}) == 3 and len(arrays) == 1 and len(arrays[0]) == 3
+
+
+def test_a_member_whose_epoch_hook_fails_is_failed_the_others_are_told_and_the_error_goes_on(tmp_path, arrays):
+    storage, study, space = _array_setup(tmp_path, {"neuron": ["leaky"], "training.seed": [1, 2, 3]})
+
+    def on_epoch(trial, cfg, metrics):
+        if cfg.training.seed == 2:
+            raise RuntimeError("the per-epoch table is gone")
+
+    with pytest.raises(RuntimeError, match="the per-epoch table is gone"):
+        run_trials(study, storage, Objective(space.suggest, on_epoch=on_epoch), grid=True,
+                   reporter=_Reporter(0, quiet=True), space=space, size=3)
+    states = {t.params["training.seed"]: t.state for t in study.get_trials()}
+    assert states == {1: TrialState.COMPLETE, 2: TrialState.FAIL, 3: TrialState.COMPLETE}
+    assert arrays == [[1, 2, 3]]
+
+
+def test_ctrl_c_during_an_array_fails_every_member_as_interrupted(tmp_path, stop_signals):
+    storage, study, space = _array_setup(tmp_path, {"neuron": ["leaky"], "training.seed": [1, 2, 3]})
+
+    def on_epoch(trial, cfg, metrics):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(study, storage, Objective(space.suggest, on_epoch=on_epoch), grid=True,
+                   reporter=_Reporter(0, quiet=True), space=space, size=3)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all(t.user_attrs["interrupted"] is True for t in trials)
