@@ -164,11 +164,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "costs": result.costs.to_dict(),
         "val_costs": result.val_costs.to_dict(),
     }
-    log.line(
-        f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
-        f"{result.epochs} epochs in {result.seconds:.0f}s"
-    )
-    log.line(cost_line(result.costs))
+    # the result on stdout, with --quiet too (`snn-study train ... > result.txt` keeps it); the progress on stderr
+    print(f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
+          f"{result.epochs} epochs in {result.seconds:.0f}s")
+    print(cost_line(result.costs))
     if args.json:
         print(json_line(summary))
     return EXIT_OK

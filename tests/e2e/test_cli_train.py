@@ -47,8 +47,28 @@ def test_train_prints_what_the_network_costs_and_the_json_holds_it(tmp_path, tin
     costs, val_costs = summary["costs"], summary["val_costs"]
     assert costs["accuracy"] == summary["test_acc"] and val_costs["accuracy"] == summary["val_acc"]
     assert costs["layers"] == ["conv1", "conv2", "output"] and costs["synops"] > 0
-    line = next(li for li in proc.stderr.splitlines() if li.startswith("test costs per inference:"))
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("test costs per inference:"))
     assert f"decision at step {costs['decision_step']} of 5" in line and "synaptic operations" in line
+
+
+def test_the_result_goes_to_stdout_so_a_redirect_keeps_it_and_the_progress_to_stderr(tmp_path, tiny):
+    """`snn-study train ... > result.txt` captures the accuracies; the device and epoch lines stay on the terminal
+    (issue 15)."""
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    result = tmp_path / "result.txt"
+    with result.open("w") as out:
+        proc = subprocess.run([*SNN_STUDY, "train", "--config", str(config), "--json"], cwd=REPO, stdout=out,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = result.read_text().splitlines()
+    summary = strict_json(lines[-1])
+    assert lines[0] == (f"best val {summary['val_acc']:.2%} (epoch {summary['best_epoch']})  "
+                        f"test {summary['test_acc']:.2%}  2 epochs in {summary['seconds']:.0f}s")
+    assert lines[1].startswith("test costs per inference:") and len(lines) == 3
+    assert [line.split()[0] for line in proc.stderr.splitlines()] == ["training", "epoch", "epoch"]
+    quiet = run("train", "--config", str(config), "--quiet")  # --quiet drops the progress, not the result
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("best val "), quiet.stderr
 
 
 def test_help_lists_every_registry_key():
