@@ -6,10 +6,11 @@ import json
 import subprocess
 
 import pytest
+import torch
 import yaml
-from support import REPO, SNN_STUDY
+from support import REPO, SNN_STUDY, env
 
-from objectives import BACKPROPS, NEURONS, SURROGATES
+from objectives import BACKPROPS, NEURONS, SURROGATES, TrialConfig, build_model, cost_metrics, load
 
 
 def run(*args, cwd=REPO, env=None):
@@ -69,6 +70,33 @@ def test_the_result_goes_to_stdout_so_a_redirect_keeps_it_and_the_progress_to_st
     assert [line.split()[0] for line in proc.stderr.splitlines()] == ["training", "epoch", "epoch"]
     quiet = run("train", "--config", str(config), "--quiet")  # --quiet drops the progress, not the result
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("best val "), quiet.stderr
+
+
+def test_save_writes_the_best_weights_and_the_config_and_they_give_the_test_accuracy_train_printed(tmp_path, tiny):
+    """`train --save PATH`: the best-validation weights as best --weights writes them, the resolved config beside
+    them without this machine's data folder; the two give back exactly the test accuracy the run printed
+    (issue 15)."""
+    tiny["training"]["seed"] = 3
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    weights = tmp_path / "out" / "model.pt"
+    weights.parent.mkdir()
+    proc = run("train", "--config", str(config), "--set", "model.neuron=synaptic", "--save", str(weights), "--json",
+               "--quiet", env={**env(), "SNN_STUDY_DATA": str(tmp_path / "this-machines-data")})
+    assert proc.returncode == 0, proc.stderr
+    summary = strict_json(proc.stdout.strip().splitlines()[-1])
+    assert f"saved {weights} and its config {weights.with_suffix('.yaml')}" in proc.stdout
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["model.pt", "model.yaml"]
+    text = weights.with_suffix(".yaml").read_text()
+    assert "# weights: model.pt beside this file" in text and "# re-run: snn-study train --config model.yaml" in text
+    assert f"test accuracy {summary['test_acc']:.4f}" in text and "this-machines-data" not in text
+    cfg = TrialConfig.from_dict(yaml.safe_load(text))
+    assert cfg.dataset.root is None and cfg.model.neuron == "synaptic" and cfg.training.seed == 3
+    assert cfg.to_dict() == TrialConfig.from_dict(summary["config"]).replace(**{"dataset.root": None}).to_dict()
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    assert cost_metrics(model, cfg, load(cfg.dataset, "cpu").test).accuracy == summary["test_acc"]
 
 
 def test_help_lists_every_registry_key():
