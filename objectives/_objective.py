@@ -132,6 +132,12 @@ def result_attrs(result: TrainResult) -> dict[str, Any]:
     )
 
 
+#: the weights artifact's MIME type, which optuna-dashboard serves it with: binary, to download. Optuna guesses it
+#: from the file name otherwise, and the system's table may know ``.pt`` as something else entirely (Debian's:
+#: ``application/vnd.snesdev-page-table``)
+WEIGHTS_MIMETYPE = "application/octet-stream"
+
+
 def weights_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
     """``state_dict`` as the bytes of a ``torch.save``'d dict of CPU tensors: a trial's weights artifact, and what
     ``snn-study best --weights`` and ``train --save`` write (``torch.load(..., weights_only=True)`` reads it)."""
@@ -146,7 +152,8 @@ def _upload(store: Any, trial: Any, state_dict: dict[str, torch.Tensor]) -> str:
         path = os.path.join(tmp, f"weights-trial-{trial.number}.pt")
         with open(path, "wb") as f:
             f.write(weights_bytes(state_dict))
-        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
+        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial,
+                                                mimetype=WEIGHTS_MIMETYPE)
 
 
 def _one_line(exc: BaseException) -> str:
