@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from ._losses import LOSSES
     from ._model import ConvSNN, count_parameters, detach_state, make_neuron
     from ._neurons import NEURONS, untrack
-    from ._objective import Objective, result_attrs
+    from ._objective import WEIGHTS_MIMETYPE, Objective, result_attrs, weights_bytes
     from ._optimizers import OPTIMIZERS
     from ._surrogates import SURROGATES
     from ._train import (
@@ -106,7 +106,7 @@ _HEAVY = {
     "LOSSES": "._losses",
     **dict.fromkeys(("ConvSNN", "count_parameters", "detach_state", "make_neuron"), "._model"),
     **dict.fromkeys(("NEURONS", "untrack"), "._neurons"),
-    **dict.fromkeys(("Objective", "result_attrs"), "._objective"),
+    **dict.fromkeys(("WEIGHTS_MIMETYPE", "Objective", "result_attrs", "weights_bytes"), "._objective"),
     "OPTIMIZERS": "._optimizers",
     "SURROGATES": "._surrogates",
     **dict.fromkeys(
@@ -185,6 +185,7 @@ __all__ = [
     "TrialConfig",
     "TrialRecord",
     "UNKNOWN",
+    "WEIGHTS_MIMETYPE",
     "apply_overrides",
     "array_key",
     "belongs_to",
@@ -220,4 +221,5 @@ __all__ = [
     "train_batch",
     "untrack",
     "uses_cuda_graph",
+    "weights_bytes",
 ]

@@ -61,11 +61,14 @@ def _torchvision(cls_name: str, folder: str) -> Callable[[DatasetConfig], tuple[
 
         cls = getattr(torchvision.datasets, cls_name)
         root = cfg.resolved_root
+        raw = Path(root) / folder / "raw"
+        created = [p for p in (raw, *raw.parents) if not p.exists()]  # deepest first
+        before = set(raw.iterdir()) if raw.is_dir() else set()
         try:
             train = cls(root, train=True, download=cfg.download)
             test = cls(root, train=False, download=cfg.download)
         except Exception as exc:  # torchvision raises RuntimeError or URLError, depending on what failed
-            raw = Path(root) / folder / "raw"
+            _undo_download(raw, before, created)
             reason = "download failed" if cfg.download else "download is off"
             raise ConfigError(
                 "dataset.root",
@@ -76,6 +79,23 @@ def _torchvision(cls_name: str, folder: str) -> Callable[[DatasetConfig], tuple[
         return train.data, train.targets, test.data, test.targets
 
     return read
+
+
+def _undo_download(raw: Path, before: set[Path], created: list[Path]) -> None:
+    """Remove what a failed download left behind: the dataset's files that were not in ``raw`` ``before`` (a
+    download cut off mid-file), then the folders it ``created`` while they are empty. An empty ``MNIST/raw``
+    would look like a dataset that is there, and a user's own files there stay."""
+    if raw.is_dir():
+        for path in set(raw.iterdir()) - before:
+            if path.name.startswith(MNIST_FILES) and path.is_file():
+                path.unlink(missing_ok=True)
+    for path in created:
+        try:
+            path.rmdir()
+        except FileNotFoundError:  # never made
+            continue
+        except OSError:  # not empty: another process put something there, and the folders above hold it
+            break
 
 
 def _synthetic(cfg: DatasetConfig) -> tuple[torch.Tensor, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -190,15 +191,28 @@ def result_attrs(result: TrainResult) -> dict[str, Any]:
     )
 
 
+#: the weights artifact's MIME type, which optuna-dashboard serves it with: binary, to download. Optuna guesses it
+#: from the file name otherwise, and the system's table may know ``.pt`` as something else entirely (Debian's:
+#: ``application/vnd.snesdev-page-table``)
+WEIGHTS_MIMETYPE = "application/octet-stream"
+
+
+def weights_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """``state_dict`` as the bytes of a ``torch.save``'d dict of CPU tensors: a trial's weights artifact, and what
+    ``snn-study best --weights`` and ``train --save`` write (``torch.load(..., weights_only=True)`` reads it)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
+
+
 def _upload(store: Any, trial: Any, state_dict: dict[str, torch.Tensor]) -> str:
     """Save ``state_dict`` as an artifact of ``trial`` in ``store``; returns the artifact id."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"weights-trial-{trial.number}.pt")
-        try:
-            torch.save({k: v.cpu() for k, v in state_dict.items()}, path)
-        except RuntimeError as exc:  # torch's writer reports a full disk this way
-            raise OSError(str(exc)) from exc
-        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial)
+        with open(path, "wb") as f:
+            f.write(weights_bytes(state_dict))
+        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=path, study_or_trial=trial,
+                                                mimetype=WEIGHTS_MIMETYPE)
 
 
 def _one_line(exc: BaseException) -> str:

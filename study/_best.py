@@ -6,6 +6,7 @@ import collections
 import math
 import os
 import shlex
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,13 +265,58 @@ def _text(path: Path, trial: TrialRecord, attrs: Mapping[str, Any], header: str)
     if trial.config is None:
         raise ConfigError("--study", trial.study, f"trial {trial.number} holds no run config (was it written by "
                                                   "snn-study?); nothing written")
-    root = _named_root(attrs)
     try:
-        config = TrialConfig.from_dict(trial.config).replace(**{"dataset.root": root}).to_dict()
+        return config_text(path, TrialConfig.from_dict(trial.config), _named_root(attrs), header)
     except ConfigError as exc:
         raise ConfigError("--study", trial.study, f"the run config of trial {trial.number} is not valid "
                                                   f"({exc}); nothing written") from None
+
+
+def config_text(path: Path, cfg: TrialConfig, root: str | None, header: str) -> str:
+    """The YAML file ``path`` of run config ``cfg`` under the comment lines ``header``, its data folder ``root``:
+    the one its user named, or ``None``, which reads ``$SNN_STUDY_DATA`` (else ``data/``) wherever it re-runs (a
+    resolved folder is where the machine that ran it kept the data)."""
+    config = cfg.replace(**{"dataset.root": root}).to_dict()
     if root is None:
         header += f"# data: dataset.root null reads ${DATA_ENV}, else data/\n"
     return header + f"# re-run: snn-study train --config {shlex.quote(path.name)}\n" + yaml.safe_dump(
         config, sort_keys=False)
+
+
+def save_paths(value: str) -> tuple[Path, Path]:
+    """The weights file ``train --save`` names and the config file beside it (its ``.yaml``), checked before
+    anything trains: the folder must exist and take a file (tried, not guessed: ``access()`` lets root pass a
+    read-only mount). A ``ConfigError`` on ``--save`` otherwise."""
+    weights = Path(value)
+    config = weights.with_suffix(".yaml")
+    if weights.is_dir():
+        raise ConfigError("--save", value, "is a folder; give the weights' file, e.g. model.pt")
+    if config == weights:
+        raise ConfigError("--save", value, f"names the config's file; give the weights' file, e.g. {weights.stem}.pt "
+                                           f"(the config goes to {config.name} beside it)")
+    folder = weights.parent
+    if not folder.is_dir():
+        raise ConfigError("--save", value, f"no such folder {str(folder)!r}; create it first")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError("--save", value, f"cannot write in {str(folder)!r} ({exc.strerror}); choose a writable "
+                                           "folder") from None
+    return weights, config
+
+
+def save_run(paths: tuple[Path, Path], cfg: TrialConfig, root: str | None, state_dict: Mapping[str, Any],
+             title: str) -> list[Path]:
+    """Write a run's best weights and its config (:func:`config_text` under ``title``) to ``paths``
+    (:func:`save_paths`), both or neither; returns them."""
+    from objectives import weights_bytes
+
+    weights, config = paths
+    header = f"{title}# weights: {weights.name} beside this file (a torch state dict for objectives.build_model(cfg))\n"
+    try:
+        return write_all_atomic({weights: weights_bytes(dict(state_dict)),
+                                 config: config_text(config, cfg, root, header)})
+    except OSError as exc:
+        raise ConfigError("--save", str(weights), f"writing the files failed ({exc.strerror or exc}); nothing "
+                                                  "was written") from None

@@ -117,16 +117,22 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object with the results on the last line of stdout")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--save", metavar="PATH",
+                   help="write the best-validation weights to PATH (a torch state dict for objectives.build_model, "
+                        "as best --weights writes) and the run config beside it (PATH with the suffix .yaml)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
 
+    from ._best import save_paths, save_run
     from ._limits import check_devices, device_shown, json_line
     from ._objectives import cost_line
 
     raw = read_yaml(args.config) if args.config else {}
-    cfg = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set))).resolved()
+    given = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set)))
+    cfg = given.resolved()
+    save = save_paths(args.save) if args.save is not None else None  # before training: a bad path wastes no run
     check_devices([("training.device", cfg.training.device)])
     device = resolve_device(cfg.training.device)
     data = load(cfg.dataset, device)  # before any output: a missing dataset is one error line
@@ -145,7 +151,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
 
     try:
-        result = train(cfg, data, on_epoch=on_epoch, on_batch=log.progress)
+        result = train(cfg, data, on_epoch=on_epoch, on_batch=log.progress, keep_weights=save is not None)
     except TrainingDiverged as exc:
         print(f"snn-study train: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -164,11 +170,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "costs": result.costs.to_dict(),
         "val_costs": result.val_costs.to_dict(),
     }
-    log.line(
-        f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
-        f"{result.epochs} epochs in {result.seconds:.0f}s"
-    )
-    log.line(cost_line(result.costs))
+    # the result on stdout, with --quiet too (`snn-study train ... > result.txt` keeps it); the progress on stderr
+    print(f"best val {result.val_acc:.2%} (epoch {result.best_epoch})  test {result.test_acc:.2%}  "
+          f"{result.epochs} epochs in {result.seconds:.0f}s")
+    print(cost_line(result.costs))
+    if save is not None and result.state_dict is not None:
+        title = (f"# snn-study train: validation accuracy {result.val_acc:.4f} (epoch {result.best_epoch}), "
+                 f"test accuracy {result.test_acc:.4f}\n")
+        written = save_run(save, cfg, given.dataset.root, result.state_dict, title)
+        print(f"saved {written[0]} and its config {written[1]}")
     if args.json:
         print(json_line(summary))
     return EXIT_OK

@@ -6,10 +6,11 @@ import json
 import subprocess
 
 import pytest
+import torch
 import yaml
-from support import REPO, SNN_STUDY
+from support import REPO, SNN_STUDY, env
 
-from objectives import BACKPROPS, NEURONS, SURROGATES
+from objectives import BACKPROPS, NEURONS, SURROGATES, TrialConfig, build_model, cost_metrics, load
 
 
 def run(*args, cwd=REPO, env=None):
@@ -47,8 +48,55 @@ def test_train_prints_what_the_network_costs_and_the_json_holds_it(tmp_path, tin
     costs, val_costs = summary["costs"], summary["val_costs"]
     assert costs["accuracy"] == summary["test_acc"] and val_costs["accuracy"] == summary["val_acc"]
     assert costs["layers"] == ["conv1", "conv2", "output"] and costs["synops"] > 0
-    line = next(li for li in proc.stderr.splitlines() if li.startswith("test costs per inference:"))
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("test costs per inference:"))
     assert f"decision at step {costs['decision_step']} of 5" in line and "synaptic operations" in line
+
+
+def test_the_result_goes_to_stdout_so_a_redirect_keeps_it_and_the_progress_to_stderr(tmp_path, tiny):
+    """`snn-study train ... > result.txt` captures the accuracies; the device and epoch lines stay on the terminal
+    (issue 15)."""
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    result = tmp_path / "result.txt"
+    with result.open("w") as out:
+        proc = subprocess.run([*SNN_STUDY, "train", "--config", str(config), "--json"], cwd=REPO, stdout=out,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = result.read_text().splitlines()
+    summary = strict_json(lines[-1])
+    assert lines[0] == (f"best val {summary['val_acc']:.2%} (epoch {summary['best_epoch']})  "
+                        f"test {summary['test_acc']:.2%}  2 epochs in {summary['seconds']:.0f}s")
+    assert lines[1].startswith("test costs per inference:") and len(lines) == 3
+    assert [line.split()[0] for line in proc.stderr.splitlines()] == ["training", "epoch", "epoch"]
+    quiet = run("train", "--config", str(config), "--quiet")  # --quiet drops the progress, not the result
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.startswith("best val "), quiet.stderr
+
+
+def test_save_writes_the_best_weights_and_the_config_and_they_give_the_test_accuracy_train_printed(tmp_path, tiny):
+    """`train --save PATH`: the best-validation weights as best --weights writes them, the resolved config beside
+    them without this machine's data folder; the two give back exactly the test accuracy the run printed
+    (issue 15)."""
+    tiny["training"]["seed"] = 3
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny))
+    weights = tmp_path / "out" / "model.pt"
+    weights.parent.mkdir()
+    proc = run("train", "--config", str(config), "--set", "model.neuron=synaptic", "--save", str(weights), "--json",
+               "--quiet", env={**env(), "SNN_STUDY_DATA": str(tmp_path / "this-machines-data")})
+    assert proc.returncode == 0, proc.stderr
+    summary = strict_json(proc.stdout.strip().splitlines()[-1])
+    assert f"saved {weights} and its config {weights.with_suffix('.yaml')}" in proc.stdout
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["model.pt", "model.yaml"]
+    text = weights.with_suffix(".yaml").read_text()
+    assert "# weights: model.pt beside this file" in text and "# re-run: snn-study train --config model.yaml" in text
+    assert f"test accuracy {summary['test_acc']:.4f}" in text and "this-machines-data" not in text
+    cfg = TrialConfig.from_dict(yaml.safe_load(text))
+    assert cfg.dataset.root is None and cfg.model.neuron == "synaptic" and cfg.training.seed == 3
+    assert cfg.to_dict() == TrialConfig.from_dict(summary["config"]).replace(**{"dataset.root": None}).to_dict()
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    assert cost_metrics(model, cfg, load(cfg.dataset, "cpu").test).accuracy == summary["test_acc"]
 
 
 def test_help_lists_every_registry_key():

@@ -37,6 +37,7 @@ def test_compare_with_two_workers_runs_both_stages_with_equal_effort_and_writes_
                timeout=900, env=env())
     assert proc.returncode == 0, proc.stderr
     assert "stage tune: 2 cells, 4 trials" in proc.stderr and "stage replicate: 2 cells, 4 trials" in proc.stderr
+    assert "snn-study compare: warning: stage replicate runs 2 seeds per combination" in proc.stderr
     assert proc.stdout.startswith("Combinations: test_acc (%), mean and 95% t interval over seeds")
     assert "neuron: each level against the best" in proc.stdout and proc.stdout.strip().endswith("index.html")
 

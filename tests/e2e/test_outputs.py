@@ -20,7 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from support import GRID, REPO, SNN_STUDY, built_study, cli, copy_study, env
+import yaml
+from support import GRID, REPO, SNN_STUDY, TINY, built_study, cli, copy_study, env
 
 from reports import DASHBOARD_FIGURES
 
@@ -192,3 +193,16 @@ def test_a_study_on_read_only_media_is_read_by_list_best_and_report(tmp_path, tm
     assert "cannot be written" in dashboard.stderr and "report --no-dashboard" in dashboard.stderr
     assert not (tmp_path / "d").exists()
     assert sorted(p.name for p in media.iterdir()) == ["study.db"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not can_mount(), reason="root without mount: cannot make read-only media")
+def test_train_save_on_read_only_media_is_refused_before_it_trains(tmp_path):
+    """`train --save` into a folder that cannot be written: one line, exit 2, before a minute is spent training."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "run.yaml").write_text(yaml.safe_dump(TINY))
+    proc = on_read_only_media(media, "train", "--config", str(media / "run.yaml"), "--save", str(media / "m.pt"))
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr == (f"snn-study train: error: --save: got '{media}/m.pt'; cannot write in '{media}' "
+                           "(Read-only file system); choose a writable folder\n")
+    assert sorted(p.name for p in media.iterdir()) == ["run.yaml"]

@@ -6,7 +6,16 @@ import optuna
 import pytest
 
 import storage
-from objectives import ConfigError, Objective, TrialConfig, TrialRecord, cell_study_name, cost_metrics, load
+from objectives import (
+    WEIGHTS_MIMETYPE,
+    ConfigError,
+    Objective,
+    TrialConfig,
+    TrialRecord,
+    cell_study_name,
+    cost_metrics,
+    load,
+)
 
 
 def _study(url: str, name: str, tiny: dict, lrs: list[float], weights: bool = True) -> optuna.Study:
@@ -54,6 +63,20 @@ def test_any_trial_by_number_comes_back_with_its_recorded_test_accuracy_exactly(
     model, cfg = storage.load_trial(url, "tiny", number)
     assert cfg.training.lr == study.trials[number].params["lr"]
     assert _test_acc(model, cfg) == study.trials[number].user_attrs["test_acc"]
+
+
+def test_the_weights_artifact_is_served_as_binary_whatever_the_systems_table_calls_pt(tmp_path, tiny, monkeypatch):
+    """optuna-dashboard serves an artifact with the MIME type its meta records; guessed from ``.pt``, Debian's table
+    made the weights a SNES page table (issue 15)."""
+    import mimetypes
+
+    guess = mimetypes.guess_type
+    monkeypatch.setattr(mimetypes, "guess_type", lambda name, strict=True: ("application/vnd.snesdev-page-table", None)
+                        if str(name).endswith(".pt") else guess(name, strict))
+    study = _study(f"sqlite:///{tmp_path / 'study.db'}", "mime", tiny, [0.01])
+    [meta] = optuna.artifacts.get_all_artifact_meta(study.trials[0], storage=study._storage)
+    assert meta.artifact_id == study.trials[0].user_attrs["weights_artifact"]
+    assert meta.mimetype == WEIGHTS_MIMETYPE == "application/octet-stream" and meta.filename.endswith(".pt")
 
 
 def test_the_best_is_chosen_by_validation_accuracy_never_by_test_accuracy(tmp_path):

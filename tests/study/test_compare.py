@@ -108,6 +108,25 @@ def test_the_comparison_presets_are_valid_comparisons(preset, cells, trials, see
     assert (cfg.compare.trials_per_cell, len(cfg.compare.seeds)) == (trials, seeds)
 
 
+@pytest.mark.parametrize("seeds, warned", [([11, 12], True), (2, True), ([11, 12, 13], False), (5, False)])
+def test_fewer_than_three_seeds_get_one_warning_line_on_stderr_and_the_comparison_still_runs(
+        tmp_path, capsys, seeds, warned):
+    cfg = StudyConfig.from_dict({**config(tmp_path, seeds=seeds, trials_per_cell=1),
+                                 "search": {"neuron": NEURONS, "surrogate": ["atan"], "backprop": ["bptt"]}})
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    assert compare(cfg, quiet=True, fit=fake_fit(neuron_effect)) == 0
+    out, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    n = len(cfg.compare.seeds)
+    assert warnings == ([f"snn-study compare: warning: stage replicate runs {n} seeds per combination "
+                         "(compare.seeds): its 95 % intervals are 7.2 times as wide as from 5 seeds (the same spread), "
+                         "too wide to tell most combinations apart; --set compare.seeds=5 runs more"] if warned else [])
+    assert "warning" not in out
+    for neuron in NEURONS:
+        replicates = trials(cfg.study.storage, Combination(neuron, "atan", "bptt"), "replicate")
+        assert sorted(t.config["training"]["seed"] for t in replicates) == list(cfg.compare.seeds)
+
+
 # ---- equal effort -------------------------------------------------------------------------------------------------
 
 
