@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import optuna
@@ -32,6 +34,11 @@ class Objective:
     attributes of :class:`TrialRecord`, and its best weights as an Optuna artifact in
     ``artifact_store``. A diverged run fails the trial with the reason in ``failure``.
 
+    Its database writes (the epoch's report and ``on_epoch``, the attributes, the weights) run inside
+    ``hold()``: the runner's holds Ctrl-C and SIGTERM until each is done, as an interrupt in the middle
+    of one can leave the connection in its transaction and the SQLite file locked to the writes that
+    fail the trial.
+
     ``fit(config, on_epoch, keep_weights)`` runs the training (default :func:`load_and_train`); a
     test passes a fake that reports made-up epochs and returns a :class:`TrainResult`, and the
     trial is reported, pruned and recorded as a real one.
@@ -45,6 +52,7 @@ class Objective:
         on_epoch: Callable[[optuna.trial.BaseTrial, TrialConfig, EpochMetrics], None] | None = None,
         score: Callable[[TrainResult], float | tuple[float, ...]] | None = None,
         fit: Fit | None = None,
+        hold: Callable[[], AbstractContextManager[Any]] | None = None,
     ):
         self.suggest = suggest
         self.artifact_store = artifact_store
@@ -52,6 +60,7 @@ class Objective:
         self.on_epoch = on_epoch
         self.score = score
         self.fit = fit if fit is not None else load_and_train
+        self.hold = hold if hold is not None else contextlib.nullcontext
 
     def config(self, trial: optuna.trial.BaseTrial) -> TrialConfig:
         """The resolved run config of ``trial`` (on this worker's device, if one is set)."""
@@ -68,10 +77,10 @@ class Objective:
         try:
             result = self.fit(cfg, self._on_epoch(trial, cfg), self.artifact_store is not None)
         except TrainingDiverged as exc:
-            _set(trial, TrialRecord.attrs(failure=str(exc)))
+            self._record(trial, TrialRecord.attrs(failure=str(exc)))
             raise
         except KeyboardInterrupt:
-            _set(trial, TrialRecord.attrs(interrupted=True))
+            self._record(trial, TrialRecord.attrs(interrupted=True))
             raise
         finally:
             _release(cfg)
@@ -103,7 +112,7 @@ class Objective:
                     outcomes[i] = exc
                 continue
             for i in members:
-                _set(trials[i], TrialRecord.attrs(array=[trials[m].number for m in members]))
+                self._record(trials[i], TrialRecord.attrs(array=[trials[m].number for m in members]))
             first = cfgs[members[0]]
             try:
                 results = train_array([cfgs[i] for i in members], load(first.dataset, resolve_device(
@@ -113,14 +122,14 @@ class Objective:
                 _release(first)
             for i, result in zip(members, results):
                 if isinstance(result, TrainingDiverged):
-                    _set(trials[i], TrialRecord.attrs(failure=str(result)))
+                    self._record(trials[i], TrialRecord.attrs(failure=str(result)))
                 outcomes[i] = result if isinstance(result, Exception) else self._finish(trials[i], result)
         return outcomes
 
     def _start(self, trial: optuna.trial.BaseTrial) -> TrialConfig:
         """``trial``'s config, recorded in it."""
         cfg = self.config(trial)
-        _set(trial, TrialRecord.attrs(config=cfg.to_dict()))
+        self._record(trial, TrialRecord.attrs(config=cfg.to_dict()))
         return cfg
 
     def _on_epoch(self, trial: optuna.trial.BaseTrial, cfg: TrialConfig) -> Callable[[EpochMetrics], None]:
@@ -128,28 +137,34 @@ class Objective:
         prunable = _single_objective(trial)
 
         def on_epoch(m: EpochMetrics) -> None:
-            if prunable:
-                trial.report(m.val_acc, m.epoch)
-            if self.on_epoch is not None:
-                self.on_epoch(trial, cfg, m)
-            # the last epoch finishes the trial anyway: pruning it then would only discard its result
-            if prunable and m.epoch < cfg.training.epochs and trial.should_prune():
-                _set(trial, TrialRecord.attrs(pruned_at=m.epoch))
-                raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
+            with self.hold():
+                if prunable:
+                    trial.report(m.val_acc, m.epoch)
+                if self.on_epoch is not None:
+                    self.on_epoch(trial, cfg, m)
+                # the last epoch finishes the trial anyway: pruning it then would only discard its result
+                if prunable and m.epoch < cfg.training.epochs and trial.should_prune():
+                    _set(trial, TrialRecord.attrs(pruned_at=m.epoch))
+                    raise optuna.TrialPruned(f"pruned at epoch {m.epoch} with validation accuracy {m.val_acc:.4f}")
 
         return on_epoch
 
     def _finish(self, trial: optuna.trial.BaseTrial, result: TrainResult) -> float | tuple[float, ...]:
         """Record ``result`` (and upload its weights) in ``trial``; the trial's value."""
-        _set(trial, result_attrs(result))
-        if self.artifact_store is not None and result.state_dict is not None:
-            try:
-                artifact = _upload(self.artifact_store, trial, result.state_dict)
-            except OSError as exc:  # a full or vanished artifact folder must not throw the trained result away
-                _set(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
-            else:
-                _set(trial, TrialRecord.attrs(weights_artifact=artifact))
-        return result.val_acc if self.score is None else self.score(result)
+        with self.hold():
+            self._record(trial, result_attrs(result))
+            if self.artifact_store is not None and result.state_dict is not None:
+                try:
+                    artifact = _upload(self.artifact_store, trial, result.state_dict)
+                except OSError as exc:  # a full or vanished artifact folder must not throw the trained result away
+                    self._record(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
+                else:
+                    self._record(trial, TrialRecord.attrs(weights_artifact=artifact))
+            return result.val_acc if self.score is None else self.score(result)
+
+    def _record(self, trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:
+        with self.hold():
+            _set(trial, attrs)
 
 
 def _release(cfg: TrialConfig) -> None:

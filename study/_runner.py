@@ -207,7 +207,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
             # objectives.Objective imports torch: here, in a worker, not when the command line starts
             on_epoch = _on_epoch(name, epoch_log, reporter)
             objective = objectives.Objective(space.suggest, store, device, on_epoch=on_epoch,
-                                             score=score(cfg.study.objectives), fit=fit)
+                                             score=score(cfg.study.objectives), fit=fit,
+                                             hold=_spawn.holding_stop_signals)
             size = array_size(cfg, space, device)
             target = cfg.target(space)
             while True:

@@ -127,6 +127,22 @@ def test_ctrl_c_while_a_result_is_recorded_waits_until_the_trial_is_complete(tmp
     assert ran.state == TrialState.COMPLETE and ran.value == 0.5
 
 
+def test_ctrl_c_during_an_epochs_database_writes_lands_after_them_and_fails_the_trial(tmp_path, stop_signals):
+    _, storage, study, space = _setup(tmp_path)
+    written = []
+
+    def on_epoch(trial, cfg, metrics):  # the runner's: the per-epoch table's row, then the epoch's line
+        os.kill(os.getpid(), signal.SIGINT)
+        written.append(metrics.epoch)  # an interrupt here left a transaction open: the SQLite file locked
+
+    objective = Objective(space.suggest, on_epoch=on_epoch, hold=_spawn.holding_stop_signals)
+    with pytest.raises(KeyboardInterrupt), _spawn.holding_stop_signals():
+        run_trials(study, storage, objective, grid=True, reporter=_Reporter(0, quiet=True))
+    assert written == [1]
+    stopped, = [t for t in study.get_trials() if t.state != TrialState.WAITING]
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["interrupted"] is True
+
+
 def test_ctrl_c_twice_while_held_stops_at_once(stop_signals):
     with pytest.raises(KeyboardInterrupt), _spawn.holding_stop_signals():
         os.kill(os.getpid(), signal.SIGINT)
