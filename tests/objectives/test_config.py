@@ -1,5 +1,5 @@
-"""The run config: the seed's network at fair defaults, round trips, overrides, and one clear line for every bad
-value."""
+"""The run config: the original code's network at fair defaults, round trips, overrides, and one clear line for every
+bad value."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from objectives import ConfigError, TrialConfig
 
 
-def test_an_empty_config_is_the_seeds_network_and_training_at_the_fair_defaults():
+def test_an_empty_config_is_the_original_network_and_training_at_the_fair_defaults():
     cfg = TrialConfig.from_dict({})
     assert (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop) == ("leaky", "fast_sigmoid", "bptt")
     assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.9, 25, (12, 64))
