@@ -1,7 +1,7 @@
 """Study throughput: a fixed set of trials trained one after another, as N processes sharing the
 device, and as fused trial arrays (``objectives.train_array``) of K members.
 
-The trial set: ``--trials`` trials of the seed's conv-SNN (bptt, Adamax, 25 steps, batch 128), half
+The trial set: ``--trials`` trials of the original code's conv-SNN (bptt, Adamax, 25 steps, batch 128), half
 leaky and half synaptic, with learning rates log-spaced over [2e-3, 2e-2] and beta over [0.5, 0.9]
 (in another order), seed = trial number, ``--epochs`` epochs each (patience = epochs: no early stop).
 Arrays group trials by architecture (``objectives.array_key``: here the neuron) into arrays of at

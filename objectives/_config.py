@@ -80,7 +80,7 @@ class ModelConfig:
     #: synaptic decay, used by the alpha and synaptic neurons
     alpha: float = 0.9
     #: the membrane at which a neuron spikes. Under the matched gain a constant input I settles every membrane
-    #: at I: 0.5 puts the leaky neuron at beta 0.5 where the seed's raw gain (2) and threshold 1 put it
+    #: at I: 0.5 puts the leaky neuron at beta 0.5 where the original code's raw gain (2) and threshold 1 put it
     #: (the same spikes, the membrane halved). At threshold 1 a fresh network starts nearly silent: MNIST
     #: validation after one epoch on 10,000 images, seed 0, leaky and fast sigmoid, 91.26 % (width 0.5)
     #: against 93.58 % at 0.5 (width 0.25); benchmarks/README.md

@@ -1,6 +1,6 @@
 """Datasets, read once into tensors on the training device; batches are index slices.
 
-Images are scaled to [0, 1] once (the seed's ``Normalize((0,), (1,))``), which is
+Images are scaled to [0, 1] once (the original code's ``Normalize((0,), (1,))``), which is
 also what rate encoding needs: a pixel's value is its spike probability. Under
 ``dataset.normalize`` (the default for a direct encoding) they are then standardized
 with the training split's mean and standard deviation.

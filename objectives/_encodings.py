@@ -27,7 +27,7 @@ class Encoding:
 ENCODINGS: dict[str, Encoding] = {
     e.name: e
     for e in (
-        # the image itself as a constant input current at every time step (the seed's)
+        # the image itself as a constant input current at every time step (the original code's)
         Encoding("direct", lambda x, num_steps: x),
         # Poisson spikes: each pixel fires with probability equal to its intensity in [0, 1]
         Encoding("rate", lambda x, num_steps: spikegen.rate(x, num_steps=num_steps)),

@@ -43,7 +43,7 @@ def _highest_membrane(mem: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        # cross-entropy at every step, averaged over time (the seed's "CrossEntropyRate")
+        # cross-entropy at every step, averaged over time (the original code's "CrossEntropyRate")
         # snntorch's loop over the steps, kept as it is: one F.cross_entropy over all steps gives
         # the same value only to float rounding (a BPTT batch was about 12 % faster on a GPU with
         # it), and every other change to the fast path leaves the values bit for bit unchanged

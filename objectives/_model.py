@@ -1,4 +1,4 @@
-"""The seed's convolutional SNN: [Conv -> MaxPool(2) -> neuron] x blocks -> Linear -> output neuron.
+"""The original code's convolutional SNN: [Conv -> MaxPool(2) -> neuron] x blocks -> Linear -> output neuron.
 
 Two engines compute the same mathematics:
 

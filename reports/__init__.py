@@ -1,4 +1,5 @@
-"""Reports of a study, from the database alone: CSV tables, Plotly figures, ``index.html``, the seed's ``Plotter``.
+"""Reports of a study, from the database alone: CSV tables, Plotly figures, ``index.html``, the original code's
+``Plotter``.
 
 ``export(url, study, out)`` is what ``snn-study report`` runs. The tables and the
 figure data are plain rows and records (``trial_rows``, ``summary_rows``,

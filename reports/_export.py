@@ -379,7 +379,7 @@ def export(
 
     ``out`` gets ``trials.csv``, ``epochs.csv``, ``summary.csv``, ``latency.csv``, ``figures/*.html``
     (and ``*.png`` with ``"png"`` in ``formats``), one ``plotly.min.js`` and ``index.html``;
-    ``layout="per-neuron"`` adds the seed's ``<neuron>/BP_results/<surrogate>.csv`` and
+    ``layout="per-neuron"`` adds the original code's ``<neuron>/BP_results/<surrogate>.csv`` and
     ``<neuron>/SG_results/<backprop>.csv``. With ``dashboard``, the key figures and a
     Markdown note are saved into the study for optuna-dashboard (the only write to the
     database, one transaction); without it the database is opened for reading only. ``artifacts``

@@ -76,7 +76,7 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
                files: list[str], embed: str = "html", ranking: str | None = None,
                per_neuron: list[str] | None = None) -> str:
     """The whole ``index.html``; ``embed`` is ``html`` (interactive figures) or ``png`` (the PNG files, no script);
-    ``ranking`` (HTML) is a comparison's ranking, shown first; ``per_neuron`` the seed's per-neuron CSV files
+    ``ranking`` (HTML) is a comparison's ranking, shown first; ``per_neuron`` the original code's per-neuron CSV files
     (``<neuron>/BP_results/<surrogate>.csv``, ...), linked by neuron when that layout was written."""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{html.escape(title)}</title>", f"<style>{_STYLE}</style>"]
@@ -96,7 +96,7 @@ def index_html(title: str, meta: list[str], winner: str | None, summary: list[di
     links = ", ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
     parts.append(f"</ul><p>Files: {links}</p>")
     if per_neuron:
-        parts.append('<p id="per-neuron">Per-neuron tables (the seed\'s layout: one file per surrogate in '
+        parts.append('<p id="per-neuron">Per-neuron tables (the original code\'s layout: one file per surrogate in '
                      "<code>BP_results</code>, one per backprop method in <code>SG_results</code>):</p><ul>")
         by_neuron: dict[str, list[str]] = {}
         for f in per_neuron:

@@ -1,7 +1,7 @@
-"""The seed's ``Plotter``: aggregate results, then plot them.
+"""The original code's ``Plotter``: aggregate results, then plot them.
 
 ``aggregate_results`` reads either a study database (a storage URL and a study
-name) or the seed's per-neuron CSV folders (``<neuron>/BP_results/<surrogate>.csv``,
+name) or the original code's per-neuron CSV folders (``<neuron>/BP_results/<surrogate>.csv``,
 ``<neuron>/SG_results/<backprop>.csv``, as ``snn-study report --layout per-neuron``
 writes them); ``plot_metrics`` writes the figures with an ``index.html``.
 """
@@ -22,7 +22,8 @@ RESULT_FOLDERS = ("BP_results", "SG_results")
 
 
 def read_result_folder(folder: str | Path) -> list[dict[str, Any]]:
-    """Summary rows from a folder of the seed's CSV files: a report folder, a neuron's folder or one results folder.
+    """Summary rows from a folder of the original code's CSV files: a report folder, a neuron's folder or one results
+    folder.
 
     Every ``*.csv`` under a ``BP_results`` or ``SG_results`` folder counts (and a
     ``summary.csv`` at the top, when there is one); a combination found in several
@@ -49,7 +50,7 @@ def read_result_folder(folder: str | Path) -> list[dict[str, Any]]:
 
 
 class Plotter:
-    """Aggregate study results, then plot them (the seed's API).
+    """Aggregate study results, then plot them (the original code's API).
 
     >>> p = Plotter()
     >>> p.aggregate_results("sqlite:///runs/snn_study.db", study="mnist-neurons")   # doctest: +SKIP

@@ -168,7 +168,7 @@ def summary_rows(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def per_neuron_tables(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The seed's layout from summary rows: ``{"<neuron>/BP_results/<surrogate>.csv": rows (one per
+    """The original code's layout from summary rows: ``{"<neuron>/BP_results/<surrogate>.csv": rows (one per
     backprop method), "<neuron>/SG_results/<backprop>.csv": rows (one per surrogate)}``."""
     files: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in summary:

@@ -111,7 +111,8 @@ def _registry_help() -> str:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="run config (YAML); every field defaults to the seed's value")
+    p.add_argument("--config", metavar="FILE", help="run config (YAML); a field left out takes its default (the "
+                   "original code's network at the fair defaults)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a field, e.g. model.surrogate=atan")
     p.add_argument("--json", action="store_true",
@@ -484,7 +485,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
                    help="html (default), png, or html,png. PNG needs kaleido: without it, png alone exits 2 and "
                         "html,png writes the HTML with a warning")
     p.add_argument("--layout", default="flat", choices=["flat", "per-neuron"],
-                   help="per-neuron also writes the seed's <neuron>/BP_results/<surrogate>.csv and "
+                   help="per-neuron also writes the original code's <neuron>/BP_results/<surrogate>.csv and "
                         "<neuron>/SG_results/<backprop>.csv")
     _artifacts_arg(p)
     p.add_argument("--no-dashboard", action="store_true",

@@ -31,18 +31,18 @@ TINY = {
     "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
 }
 
-#: the seed's exact set-up (study/presets/seed.yaml), a run config
-SEED = yaml.safe_load((REPO / "study" / "presets" / "seed.yaml").read_text())
-#: the seed preset's fields that make this project compute snntorch's arithmetic (the input current as it comes,
+#: the original research code's exact set-up (study/presets/original.yaml), a run config
+ORIGINAL = yaml.safe_load((REPO / "study" / "presets" / "original.yaml").read_text())
+#: original.yaml's fields that make this project compute snntorch's arithmetic (the input current as it comes,
 #: snntorch's surrogate scales, a step per window): what the snntorch-equality tests run under
 SNNTORCH = {
-    "model": {k: SEED["model"][k] for k in ("gain", "surrogate_scale")},
-    "training": {"step_every": SEED["training"]["step_every"]},
+    "model": {k: ORIGINAL["model"][k] for k in ("gain", "surrogate_scale")},
+    "training": {"step_every": ORIGINAL["training"]["step_every"]},
 }
 
 
 def with_snntorch_arithmetic(config: dict) -> dict:
-    """A copy of run config ``config`` (dict form) with the seed preset's :data:`SNNTORCH` fields set."""
+    """A copy of run config ``config`` (dict form) with original.yaml's :data:`SNNTORCH` fields set."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
     for section, values in SNNTORCH.items():
         out[section] = {**out.get(section, {}), **values}

@@ -154,8 +154,8 @@ def test_the_json_line_has_no_nan_or_infinity():
 
 
 def test_an_empty_config_is_refused_and_braces_take_the_defaults(tmp_path):
-    """An empty file is a mistake (a file not yet written, an editor that saved nothing), not the 30-epoch seed
-    run: exit 2. ``{}`` (or no --config) asks for the defaults (issue 11, 11)."""
+    """An empty file is a mistake (a file not yet written, an editor that saved nothing), not the 30-epoch
+    default run: exit 2. ``{}`` (or no --config) asks for the defaults (issue 11, 11)."""
     empty, braces = tmp_path / "empty.yaml", tmp_path / "defaults.yaml"
     empty.write_text("")
     braces.write_text("{}\n")

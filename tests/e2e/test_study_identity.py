@@ -230,7 +230,7 @@ def test_best_report_and_list_read_another_tools_study_or_refuse_in_one_line(tmp
 
 
 def test_best_refuses_a_maximizing_study_whose_trials_have_no_run_config(tmp_path):
-    """Defect 9: `best` wrote the seed's default config as the best of a study that never ran it."""
+    """Defect 9: `best` wrote the default run config as the best of a study that never ran it."""
     db = tmp_path / "study.db"
     foreign_study(db, "other", direction="maximize")
     proc = cli("best", "--study", "other", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "best"))

@@ -25,7 +25,7 @@ NUM_STEPS, WINDOW, LR = 6, 4, 20.0 # a window that does not divide the steps: th
 
 
 def config(neuron, backprop, engine="fast", encoding="direct"):
-    """A run under the seed preset's arithmetic (snntorch's: raw gain and surrogate scale, a step per window)."""
+    """A run under `original.yaml`'s arithmetic (snntorch's: raw gain and surrogate scale, a step per window)."""
     data = {
         "dataset": {"name": "synthetic", "val_size": 200},
         "model": {"neuron": neuron, "channels": [4, 8], "num_steps": NUM_STEPS, "encoding": encoding, "beta": 0.7,

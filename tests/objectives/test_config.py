@@ -1,14 +1,15 @@
-"""The run config: the seed's network at fair defaults, round trips, overrides, and one clear line for every bad
-value."""
+"""The run config: the original code's network at fair defaults, round trips, overrides, and one clear line for every
+bad value."""
 
 from __future__ import annotations
 
 import pytest
+from support import ORIGINAL
 
 from objectives import ConfigError, TrialConfig
 
 
-def test_an_empty_config_is_the_seeds_network_and_training_at_the_fair_defaults():
+def test_an_empty_config_is_the_original_network_and_training_at_the_fair_defaults():
     cfg = TrialConfig.from_dict({})
     assert (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop) == ("leaky", "fast_sigmoid", "bptt")
     assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.9, 25, (12, 64))
@@ -19,6 +20,20 @@ def test_an_empty_config_is_the_seeds_network_and_training_at_the_fair_defaults(
     assert (cfg.model.gain, cfg.model.surrogate_scale, cfg.training.step_every) == ("matched", "normalized", "batch")
     assert cfg.resolved().dataset.normalize is True
     assert cfg.replace(**{"model.encoding": "rate"}).resolved().dataset.normalize is False  # rate needs [0, 1]
+
+
+def test_original_yaml_is_the_original_codes_set_up_with_snntorchs_arithmetic():
+    """study/presets/original.yaml (README: the set-up this project started from) differs from the fair defaults
+    exactly where the README says: raw gain, snntorch's surrogate scale at slope 25, threshold 1, [0, 1] pixels and
+    an optimizer step per window."""
+    cfg = TrialConfig.from_dict(ORIGINAL).resolved()
+    default = TrialConfig.from_dict({"training": {"epochs": 3}}).resolved()
+    assert (cfg.model.gain, cfg.model.surrogate_scale, cfg.training.step_every) == ("raw", "raw", "window")
+    assert (cfg.model.surrogate_args, cfg.model.threshold, cfg.dataset.normalize) == ({"slope": 25}, 1.0, False)
+    differing = {f"{section}.{k}" for section, fields in cfg.to_dict().items() for k, v in fields.items()
+                 if default.to_dict()[section][k] != v}
+    assert differing == {"model.gain", "model.surrogate_scale", "model.surrogate_args", "model.threshold",
+                         "dataset.normalize", "training.step_every"}
 
 
 def test_to_dict_from_dict_round_trips_the_resolved_config():

@@ -313,7 +313,7 @@ def member_layers(kind, members=4):
 
 def layer_input(kind, members=4):
     g = torch.Generator().manual_seed(1)
-    if kind == "conv":  # the seed's second convolution on a batch of 128 (spikes, channels-last)
+    if kind == "conv":  # the original code's second convolution on a batch of 128 (spikes, channels-last)
         x = (torch.rand(128, members * 12, 12, 12, generator=g) < 0.3).float()
         return x.contiguous(memory_format=torch.channels_last), torch.randn(128, members * 64, 8, 8, generator=g)
     # the linear layer on 25 steps of a batch of 128

@@ -13,7 +13,7 @@ from support import SNNTORCH
 from objectives import GAINS, NEURONS, RESET_MECHANISMS, SURROGATES, ConfigError, TrialConfig, build_model
 
 PARAMS = {"beta": 0.6, "alpha": 0.85}
-#: snntorch's arithmetic, as the seed preset sets it
+#: snntorch's arithmetic, as `study/presets/original.yaml` sets it
 RAW = SNNTORCH["model"]["gain"]
 
 

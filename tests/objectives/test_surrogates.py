@@ -156,7 +156,7 @@ def test_stochastic_spike_operator_is_one_above_and_uniform_noise_below():
 @pytest.mark.parametrize("scale", SURROGATE_SCALES)
 @pytest.mark.parametrize("name", SURROGATES)
 def test_a_few_steps_lower_the_loss(name, tiny, scale):
-    # the seed's layer widths on standardized pixels: the layers start active. From a silent
+    # the original code's layer widths on standardized pixels: the layers start active. From a silent
     # start (the tiny net on [0, 1] pixels) a surrogate whose gradient vanishes far below
     # threshold (sigmoid at slope 25: 25 e^-25 one unit below) has nothing to start from.
     tiny["model"].update(surrogate=name, channels=[12, 64], num_steps=10, surrogate_scale=scale)

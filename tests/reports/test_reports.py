@@ -508,7 +508,7 @@ def test_the_per_neuron_layout_keeps_names_from_the_database_inside_out(tmp_path
         ("../../escaped", ".."), ("..", "/")}
 
 
-# ---- the seed's Plotter ---------------------------------------------------------------------------
+# ---- the original code's Plotter ---------------------------------------------------------------------------
 
 
 def test_plotter_from_a_database_writes_the_full_report(tmp_path, db, report):
@@ -524,7 +524,7 @@ def test_plotter_from_per_neuron_csv_folders(tmp_path, report):
     out, _ = report
     summary = rows(out / "summary.csv")
     p = reports.Plotter()
-    # the seed's own example: one neuron's BP_results folder, then another neuron's whole folder
+    # the original code's own example: one neuron's BP_results folder, then another neuron's whole folder
     assert p.aggregate_results(out / "leaky" / "BP_results") == [r for r in summary if r["neuron"] == "leaky"]
     assert p.aggregate_results(out / "synaptic") == summary
     assert reports.Plotter().aggregate_results(out) == summary

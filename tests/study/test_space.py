@@ -6,7 +6,9 @@ import math
 
 import optuna
 import pytest
+import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from support import REPO, study_yaml
 
 from objectives import ConfigError, TrialConfig
 from study._config import PRESETS, StudyConfig, load_preset
@@ -253,6 +255,17 @@ def test_a_bad_study_config_names_the_field(data, field):
 def test_every_preset_is_a_valid_study(name):
     cfg = StudyConfig.from_dict(load_preset(name))
     assert cfg.target(cfg.search) >= 1
+
+
+def test_the_readme_report_demo_is_the_tests_tiny_grid(tmp_path):
+    """docs/report-demo.yaml (README: the study behind docs/report.png) stays :func:`support.study_yaml`'s
+    8-cell grid on generated data, so the README's command runs in seconds."""
+    demo = yaml.safe_load((REPO / "docs" / "report-demo.yaml").read_text())
+    tiny = yaml.safe_load(study_yaml(tmp_path).read_text())
+    assert {k: demo[k] for k in ("dataset", "model", "training", "search")} == \
+        {k: tiny[k] for k in ("dataset", "model", "training", "search")}
+    cfg = StudyConfig.from_dict(demo)
+    assert cfg.study.name == "report-demo" and cfg.target(cfg.search) == 8
 
 
 def test_the_grid_preset_covers_every_possible_combination():
