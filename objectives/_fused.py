@@ -1,11 +1,12 @@
 """Fused trial arrays: K trials of one architecture trained as one wider model (HFTA: Wang et al.,
 "Horizontally Fused Training Array", MLSys 2021).
 
-The members of an array share everything that shapes the computation (neuron, surrogate kind,
-backprop method and window, channels, kernel size, time steps, batch size, optimizer kind, loss,
-encoding, dataset, device: :func:`array_key`) and may differ in the values a search draws
-(:data:`MEMBER_FIELDS`: learning rate, beta, alpha, threshold, surrogate shape and width, seed,
-epochs, patience). The K networks become one:
+The members of an array share everything that shapes the computation (neuron, backprop method
+and window, channels, kernel size, time steps, batch size, optimizer kind, loss, encoding, dataset,
+device, and whether the surrogate's forward pass draws the spike: :func:`array_key`) and may differ
+in the values a search draws (:data:`MEMBER_FIELDS`: learning rate, beta, alpha, threshold,
+surrogate kind, shape and width, seed, epochs, patience): the cells of a grid over surrogates train
+as one array per neuron and backprop method. The K networks become one:
 
 - each convolution is one grouped convolution (``groups=K``): member k's images are the k-th
   block of the input channels and its filters the k-th block of the weight, so no member sees
@@ -15,8 +16,8 @@ epochs, patience). The K networks become one:
 - each neuron layer is one layer of the same neuron class whose constants (beta, alpha, threshold,
   the matched gain's input scale and what the neuron derives from them, taken from each member's
   own neuron, so bit for bit its values) are tensors over the feature axis, member k's on its
-  block; where members differ in the surrogate's shape or width, member k's block goes through its
-  own neuron's surrogate (:func:`~objectives._surrogates.side_by_side`);
+  block; where members differ in the surrogate's kind, shape or width, member k's block goes through
+  its own neuron's surrogate (:func:`~objectives._surrogates.side_by_side`);
 - each member's loss is its own (snntorch's criterion per sample, averaged over its own batch) and
   the array minimises their sum, so the gradient on member k's weights is that of its loss alone;
   the optimizer steps after every window or once per batch, as ``training.step_every`` says;
@@ -64,15 +65,20 @@ from ._model import ConvSNN, count_parameters, detach_state
 from ._neurons import Neuron, whole_window
 from ._optimizers import OPTIMIZERS
 from ._record import EpochMetrics
-from ._specs import BACKPROPS
+from ._specs import BACKPROPS, SURROGATE_SPECS
 from ._surrogates import side_by_side
 from ._train import TrainResult, build_model, resolve_device
 
 #: config fields in which the members of one array may differ; they share every other field
 MEMBER_FIELDS: dict[str, tuple[str, ...]] = {
-    "model": ("beta", "alpha", "threshold", "surrogate_args", "surrogate_width"),
+    "model": ("beta", "alpha", "threshold", "surrogate", "surrogate_args", "surrogate_width"),
     "training": ("lr", "seed", "epochs", "early_stopping_patience"),
 }
+
+
+#: what members whose surrogates differ in kind must share: whether the forward pass draws the spike (escape
+#: noise) or is the step; the stepping kinds mix in one array, each member's block through its own surrogate
+_DRAWS = "surrogate draws its spikes"
 
 
 def _shared(cfg: TrialConfig) -> dict:
@@ -80,6 +86,7 @@ def _shared(cfg: TrialConfig) -> dict:
     for section, names in MEMBER_FIELDS.items():
         for name in names:
             del shared[section][name]
+    shared["model"][_DRAWS] = SURROGATE_SPECS[cfg.model.surrogate].stochastic
     return shared
 
 
@@ -100,6 +107,10 @@ def check_array(cfgs: Sequence[TrialConfig]) -> None:
         # the dataset's resolved defaults follow the model's fields (normalize: the encoding): name those first
         for section in sorted(shared, key=lambda section: section == "dataset"):
             for name, value in shared[section].items():
+                if name == _DRAWS and value != first[section][name]:
+                    raise ConfigError("model.surrogate", cfg.model.surrogate,
+                                      f"a surrogate whose forward pass {'draws' if value else 'is the step'} cannot "
+                                      f"share an array with the first member's {cfgs[0].model.surrogate!r}")
                 if value != first[section][name]:
                     raise ConfigError(
                         f"{section}.{name}", value,
@@ -206,8 +217,8 @@ def _stack_neurons(neurons: Sequence[Neuron], width: int, dims: int, same_surrog
 
 
 def _surrogate_key(cfg: ModelConfig) -> str:
-    """What a member's surrogate is built from (its kind and scale the array shares)."""
-    return json.dumps([cfg.resolved_surrogate_args, cfg.surrogate_width], sort_keys=True)
+    """What a member's surrogate is built from (the scale the array shares)."""
+    return json.dumps([cfg.surrogate, cfg.resolved_surrogate_args, cfg.surrogate_width], sort_keys=True)
 
 
 class FusedConvSNN(ConvSNN):

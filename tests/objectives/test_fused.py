@@ -208,6 +208,25 @@ def test_members_may_differ_in_normalized_surrogate_width(tiny, data, surrogate)
     assert_members_train_as_alone(configs(tiny, members, model__surrogate=surrogate), data)
 
 
+@pytest.mark.parametrize("surrogate", DETERMINISTIC_SURROGATES)
+def test_members_may_differ_in_the_kind_of_surrogate_whose_forward_pass_is_the_step(tiny, data, surrogate):
+    # a grid over surrogates: one array per neuron and backprop method
+    kinds = ("atan", surrogate, "triangular")
+    members = [{**m, "surrogate": kind} for m, kind in zip(MEMBERS, kinds)]
+    cfgs = configs(tiny, members)
+    assert len({array_key(c) for c in cfgs}) == 1
+    assert_members_train_as_alone(cfgs, data)
+
+
+@pytest.mark.parametrize("drawing", [s for s in SURROGATES if SURROGATE_SPECS[s].stochastic])
+def test_a_surrogate_that_draws_its_spikes_shares_no_array_with_one_whose_forward_is_the_step(tiny, drawing):
+    first, second = configs(tiny, MEMBERS[:2])
+    other = second.replace(**{"model.surrogate": drawing})
+    assert array_key(first) != array_key(other)
+    with pytest.raises(ConfigError, match=rf"model\.surrogate: got '{drawing}'; a surrogate whose forward pass draws"):
+        check_array([first, other])
+
+
 @pytest.mark.parametrize("surrogate", [s for s in SURROGATES if s != "stochastic_spike_operator"])
 def test_side_by_side_surrogates_give_each_block_its_own_derivative_and_probability(surrogate):
     # the stochastic operator's derivative is a random draw: nothing to compare it with
@@ -480,7 +499,6 @@ def test_members_share_the_architecture_and_differ_in_what_a_search_draws(tiny):
 
 @pytest.mark.parametrize("field, value", [
     ("model.neuron", "synaptic"),
-    ("model.surrogate", "atan"),
     ("model.gain", "raw"),
     ("model.surrogate_scale", "raw"),
     ("model.channels", [4, 6]),

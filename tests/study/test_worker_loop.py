@@ -229,6 +229,15 @@ def test_a_grid_worker_claims_only_queued_cells_of_one_architecture_and_trains_t
         assert t.value == Objective(space.suggest)(optuna.trial.FixedTrial(t.params)), t.params
 
 
+def test_the_cells_of_a_grid_over_surrogates_train_as_one_array_per_neuron_and_backprop_method(tmp_path, arrays):
+    _, storage, study, space = _setup(tmp_path)  # 2 neurons x 2 surrogates x 2 backprop methods
+    assert run_trials(study, storage, Objective(space.suggest), grid=True, reporter=_Reporter(0, quiet=True),
+                      space=space, size=4)
+    ran = [t.params for t in study.get_trials() if t.state != TrialState.WAITING]
+    assert len(ran) == 2 and len(arrays) == 1
+    assert len({(p["neuron"], p["backprop"]) for p in ran}) == 1 and len({p["surrogate"] for p in ran}) == 2
+
+
 def test_a_worker_without_a_queue_asks_the_sampler_for_a_whole_array(tmp_path, arrays):
     storage, study, space = _array_setup(tmp_path, {"lr": {"low": 1e-3, "high": 1e-2, "log": True}},
                                          sampler="random", n_trials=3)
@@ -265,3 +274,24 @@ def test_ctrl_c_during_an_array_fails_every_member_as_interrupted(tmp_path, stop
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
     assert all(t.user_attrs["interrupted"] is True for t in trials)
+
+
+def test_a_member_pruned_after_its_first_epoch_leaves_the_array_and_the_others_end_as_they_would_alone(
+        tmp_path, arrays, monkeypatch):
+    storage, study, space = _array_setup(tmp_path, {"neuron": ["leaky"], "training.seed": [1, 2, 3]})
+    should_prune = optuna.Trial.should_prune
+    # the pruner's verdict on the trial of seed 2; any other trial is asked the study's pruner as usual
+    monkeypatch.setattr(optuna.Trial, "should_prune",
+                        lambda trial: trial.params["training.seed"] == 2 or should_prune(trial))
+    study.pruner = optuna.pruners.NopPruner()
+    assert run_trials(study, storage, Objective(space.suggest), grid=True, reporter=_Reporter(0, quiet=True),
+                      space=space, size=3)
+    trials = {t.params["training.seed"]: t for t in study.get_trials()}
+    assert arrays == [[1, 2, 3]]
+    pruned = trials[2]
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs["pruned_at"] == 1
+    assert list(pruned.intermediate_values) == [1]  # the epochs a lone pruned trial gets
+    for seed in (1, 3):
+        alone = Objective(space.suggest)(optuna.trial.FixedTrial(trials[seed].params))
+        assert trials[seed].state == TrialState.COMPLETE and trials[seed].value == alone
+        assert len(trials[seed].intermediate_values) == 2  # every epoch of study_yaml's 2
