@@ -8,6 +8,7 @@ from ._artifacts import artifact_dir, artifact_store
 from ._atomic import atomic_path, write_all_atomic, write_atomic
 from ._engines import DEFAULT_URL
 from ._epochs import MAX_STUDY_NAME, EpochLog
+from ._locks import study_lock
 from ._optuna_private import set_study_system_attrs, trial_id, trial_of, trials_with_heartbeat
 from ._secrets import shown_url
 from ._studies import check_writable, list_studies, load_ours, open_existing, open_storage, study_names
@@ -30,6 +31,7 @@ __all__ = [
     "set_study_system_attrs",
     "shown_url",
     "study_attrs",
+    "study_lock",
     "study_names",
     "trial_id",
     "trial_of",

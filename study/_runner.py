@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 import objectives
 from objectives import STUDY_CONFIG_ATTR, TrainingDiverged, TrialRecord
-from storage import EpochLog, artifact_store, open_storage, trial_id, trial_of
+from storage import EpochLog, artifact_store, open_storage, study_lock, trial_id, trial_of
 
 from . import _guard, _spawn
 from ._config import StudyConfig
@@ -118,18 +118,24 @@ def prepare(cfg: StudyConfig, storage) -> None:
             study.set_metric_names(list(cfg.study.objectives))
         study.set_user_attr(STUDY_CONFIG_ATTR, _guard.stored_config(cfg))
         if cfg.queued:
-            queue_missing(study, space, cfg.queue(space))
+            queue_missing(study, storage, space, cfg.queue(space))
 
 
-def queue_missing(study: optuna.Study, space: SearchSpace, wanted: list[dict[str, Any]] | None = None) -> int:
+def queue_missing(study: optuna.Study, storage: optuna.storages.RDBStorage, space: SearchSpace,
+                  wanted: list[dict[str, Any]] | None = None) -> int:
     """Enqueue each trial of ``wanted`` (default: every grid combination of ``space``) that no trial done, running
-    or waiting stands for; returns how many.
+    or waiting stands for; returns how many. Under the study's lock (:func:`storage.study_lock`): two workers (or
+    machines) topping up one queue at once would both queue a missing trial, and it would run twice.
 
     A trial stands for a wanted one when it holds each of the wanted parameters with its value (a combination's
     parameter names are those its trial draws them under: ``alpha.backprop`` where the neuron narrows the backprop
     methods); ``{}`` stands for any trial, so n of them top a study up to n trials. A trial stands for one at most.
     """
-    wanted = space.grid() if wanted is None else wanted
+    with study_lock(storage, study.study_name):
+        return _queue_missing(study, space, space.grid() if wanted is None else wanted)
+
+
+def _queue_missing(study: optuna.Study, space: SearchSpace, wanted: list[dict[str, Any]]) -> int:
     covering = []
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.WAITING and not _guard.claimable(space, _queued(t)):
@@ -217,7 +223,7 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                 if p.done >= target:
                     break
                 if p.waiting == 0 and p.running == 0 and cfg.queued:
-                    queue_missing(study, space, cfg.queue(space))  # trials that were interrupted
+                    queue_missing(study, storage, space, cfg.queue(space))  # trials that were interrupted
                     continue
                 if p.waiting or (not cfg.queued and p.done + p.running < target):
                     open_ = p.waiting if cfg.queued else target - p.done - p.running

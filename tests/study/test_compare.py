@@ -264,10 +264,10 @@ def test_a_budget_queue_tops_a_study_up_to_its_number_of_trials_and_a_grid_queue
     storage = open_storage(cfg.study.storage, heartbeat_interval=None)
     study = optuna.create_study(study_name="budget", storage=storage, direction="maximize")
     study.add_trial(_trial(TrialState.COMPLETE, 0.5))
-    assert queue_missing(study, cfg.search, [{}] * 3) == 2
-    assert queue_missing(study, cfg.search, [{}] * 3) == 0
+    assert queue_missing(study, storage, cfg.search, [{}] * 3) == 2
+    assert queue_missing(study, storage, cfg.search, [{}] * 3) == 0
     grid = optuna.create_study(study_name="grid", storage=storage, direction="maximize")
-    assert queue_missing(grid, cfg.search) == 4 and queue_missing(grid, cfg.search) == 0
+    assert queue_missing(grid, storage, cfg.search) == 4 and queue_missing(grid, storage, cfg.search) == 0
     assert math.prod(len(c.choices) for c in cfg.search.categorical) == 4
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import optuna
 import pytest
@@ -22,7 +23,7 @@ from objectives import Objective
 from storage import open_storage
 from study import _spawn
 from study._config import StudyConfig
-from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, run_trials
+from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, queue_missing, run_trials
 
 
 def _setup(tmp_path, **study):
@@ -295,3 +296,27 @@ def test_a_member_pruned_after_its_first_epoch_leaves_the_array_and_the_others_e
         alone = Objective(space.suggest)(optuna.trial.FixedTrial(trials[seed].params))
         assert trials[seed].state == TrialState.COMPLETE and trials[seed].value == alone
         assert len(trials[seed].intermediate_values) == 2  # every epoch of study_yaml's 2
+
+
+def test_two_workers_topping_up_the_queue_at_once_queue_a_missing_combination_once(tmp_path):
+    cfg, storage, study, space = _setup(tmp_path)
+    lost = study.get_trials(states=(TrialState.WAITING,))[0]
+    storage.set_trial_state_values(lost._trial_id, state=TrialState.RUNNING)
+    storage.set_trial_state_values(lost._trial_id, state=TrialState.FAIL)  # an interrupted trial: re-queued later
+    # worker A has read the trials and is about to queue the missing one when worker B reads them
+    other = open_storage(cfg.study.storage)  # worker A's own connections
+    first, read = _create_or_load(cfg, study.study_name, space, other), threading.Event()
+    enqueue = first.enqueue_trial
+
+    def slow_enqueue(params, **kwargs):
+        read.set()
+        time.sleep(0.5)
+        enqueue(params, **kwargs)
+
+    first.enqueue_trial = slow_enqueue
+    worker_a = threading.Thread(target=queue_missing, args=(first, other, space))
+    worker_a.start()
+    assert read.wait(30)
+    assert queue_missing(study, storage, space) == 0  # A's trial stands for the combination
+    worker_a.join()
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 8
