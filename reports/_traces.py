@@ -7,15 +7,12 @@ missing the figure is skipped and :func:`trace_records` says why in one line.
 
 from __future__ import annotations
 
-import tempfile
+import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import optuna
-
 from objectives import layer_names
-from storage import artifact_dir
+from storage import trial_weights
 
 from ._load import StudyData
 from ._tables import best_trial
@@ -90,12 +87,6 @@ def trace_records(
         return None, "no complete trial yet"
     name = f"trial {best['number']} of study {best['study']!r}"
     trial = next(r for r in data.records if r.study == best["study"] and r.number == best["number"])
-    artifact_id = trial.weights_artifact
-    if not artifact_id:
-        return None, f"{name} (the best) saved no weights artifact"
-    root = artifact_dir(data.url, artifacts, data.study_attrs.get(trial.study, {}))
-    if not root.is_dir():
-        return None, f"the artifact folder {root} is missing (weights of {name}); pass --artifacts DIR"
     try:
         if trial.config is None:
             raise ConfigError("config", None, "the trial has no run config")
@@ -103,19 +94,16 @@ def trace_records(
         cfg = cfg.replace(**{"training.device": "cpu", "dataset.download": False})
     except ConfigError as exc:
         return None, f"the config of {name} no longer builds a model ({exc})"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "weights.pt"
-        try:
-            optuna.artifacts.download_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(root),
-                                               file_path=str(path), artifact_id=artifact_id)
-        except Exception as exc:  # the store raises its own not-found error or an OSError
-            return None, f"the weights artifact {artifact_id} of {name} is not in {root} ({type(exc).__name__})"
-        try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch's refusals vary: UnpicklingError (not plain tensors), RuntimeError, EOFError
-            first = (str(exc).splitlines() or [""])[0][:160]
-            return None, (f"the weights artifact {artifact_id} of {name} could not be loaded as plain tensors "
-                          f"({type(exc).__name__}: {first})")
+    try:
+        saved = trial_weights(data.url, trial, data.study_attrs.get(trial.study, {}), artifacts)
+    except ConfigError as exc:
+        return None, f"no weights of {name} (the best): {exc}; pass --artifacts DIR for another folder"
+    try:
+        state_dict = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's refusals vary: UnpicklingError (not plain tensors), RuntimeError, EOFError
+        first = (str(exc).splitlines() or [""])[0][:160]
+        return None, (f"the weights artifact {trial.weights_artifact} of {name} could not be loaded as plain tensors "
+                      f"({type(exc).__name__}: {first})")
     try:
         images = load(cfg.dataset, "cpu")
     except ConfigError as exc:

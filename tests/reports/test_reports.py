@@ -313,8 +313,8 @@ def test_missing_weights_skip_the_trace_figures_with_a_note(tmp_path, tmp_path_f
     assert not (out / "figures" / "membrane.html").exists() and not (out / "figures" / "raster.html").exists()
     assert (out / "figures" / "heatmap.html").exists()
     index = (out / "index.html").read_text()
-    assert "Skipped: the artifact folder" in index and "pass --artifacts DIR" in index
-    assert "skipped Membrane potential of the best model: the artifact folder" in proc.stderr
+    assert "Skipped: no weights of trial" in index and "no such folder" in index and "pass --artifacts DIR" in index
+    assert "skipped Membrane potential of the best model: no weights of trial" in proc.stderr
     # pointing --artifacts at the folder brings them back
     again = cli("report", "--study", GRID, "--storage", url, "--out", str(tmp_path / "again"), "--no-dashboard",
                 "--artifacts", str(built_study(tmp_path_factory) / "artifacts"))
