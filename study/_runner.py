@@ -289,14 +289,14 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage,
                 trials = [study.ask() for _ in range(size)]
         with _heartbeat(storage, [trial_id(t) for t in trials]):
             try:
+                for trial in trials:
+                    for name, value in TrialRecord.attrs(stage=stage).items() if stage else ():
+                        trial.set_user_attr(name, value)
                 with _spawn.letting_stop_signals_through():
-                    for trial in trials:
-                        for name, value in TrialRecord.attrs(stage=stage).items() if stage else ():
-                            trial.set_user_attr(name, value)
                     outcomes = _train(objective, trials)
             except BaseException as exc:
                 for trial in trials:
-                    _fail_interrupted(study, trial, reporter, interrupted=isinstance(exc, KeyboardInterrupt))
+                    _fail_trial(study, trial, reporter, interrupted=isinstance(exc, KeyboardInterrupt))
                 raise
             errors = [_tell(study, trial, outcome, reporter) for trial, outcome in zip(trials, outcomes)]
         error = next((e for e in errors if e is not None), None)
@@ -322,7 +322,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Any, reporter: _Rep
         reporter.taken(study, trial.number)
         return None
     if isinstance(outcome, Exception) and not isinstance(outcome, (optuna.TrialPruned, TrainingDiverged)):
-        _fail_interrupted(study, trial, reporter, interrupted=False)
+        _fail_trial(study, trial, reporter, interrupted=False)
         return outcome
     if isinstance(outcome, optuna.TrialPruned):
         state, value = TrialState.PRUNED, None
@@ -338,7 +338,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Any, reporter: _Rep
     return None
 
 
-def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, interrupted: bool) -> None:
+def _fail_trial(study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, interrupted: bool) -> None:
     """Fail ``trial``, whose objective raised; marked as interrupted (it runs again) for Ctrl-C and SIGTERM."""
     try:
         if interrupted:  # also where the objective had not started training yet
