@@ -7,17 +7,26 @@ The objective writes those through :meth:`TrialRecord.attrs` and
 :meth:`TrialRecord.to_user_attrs`; the runner, ``best``, the dashboard note and the
 reports read them through :meth:`TrialRecord.from_frozen_trial`. The attribute names
 are the dataclass's field names: they are spelled nowhere else.
+
+What is stored is made for reading in optuna-dashboard, which shows each attribute's value as stored (a
+mapping as one JSON line, cut at 1,024 characters): measured floats are rounded where their last digits
+are noise (:data:`ROUNDING`), ``spike_rates`` is kept as a mapping from layer name to rate, and ``config``
+as one attribute per section (``config.dataset``, ``config.model``, ``config.training``). Reading takes both
+these and the forms studies written before kept (``spike_rates`` as a list, ``config`` as one mapping), and
+gives the same record.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._codec import Combination, parse_study_name
+from ._config import SECTIONS
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -47,9 +56,85 @@ class EpochMetrics:
     val_costs: Mapping[str, Any] | None = None
 
 
-def _attr(default: Any = None) -> Any:
-    """A field stored as an Optuna user attribute of the same name."""
-    return field(default=default, metadata={"user_attr": True})
+#: measured floats as they are stored, field -> decimals kept (``None``: a whole number, as an ``int``): the digits
+#: past these are timing noise. ``spike_rates`` keep :data:`SPIKE_RATE_DIGITS` significant digits (a mean firing
+#: rate over the training epoch says nothing in its fifth digit). Accuracies are exact fractions and are never
+#: rounded, nor are the cost metrics (``costs``): they are no measurement with noise but the same to the last digit
+#: for the same weights and images (``snn-study train`` on a trial's config prints its recorded costs), and counts
+ROUNDING: dict[str, int | None] = {"seconds": 2, "train_samples_per_s": None}
+SPIKE_RATE_DIGITS = 4
+
+
+def _rounded(value: Any, decimals: int | None) -> Any:
+    """A finite float rounded to ``decimals`` (an ``int`` for ``None``); anything else as it is."""
+    return round(value, decimals) if isinstance(value, float) and math.isfinite(value) else value
+
+
+def _significant(value: Any, digits: int = SPIKE_RATE_DIGITS) -> Any:
+    """A finite float to ``digits`` significant digits; anything else as it is."""
+    return float(f"{value:.{digits}g}") if isinstance(value, float) and math.isfinite(value) else value
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """How a field is kept in user attributes: ``write(name, value)`` gives the attributes of a (plain) value,
+    ``read(attrs, name)`` the value back from a trial's attributes (``None`` where it has none)."""
+
+    write: Callable[[str, Any], dict[str, Any]]
+    read: Callable[[Mapping[str, Any], str], Any]
+
+
+def _read_as_is(attrs: Mapping[str, Any], name: str) -> Any:
+    value = attrs.get(name)
+    return tuple(value) if isinstance(value, list) else value
+
+
+#: a field as one attribute of the same name, its value as it is
+_AS_IS = _Stored(write=lambda name, value: {name: value}, read=_read_as_is)
+#: a measured float, rounded (:data:`ROUNDING`)
+_MEASURED = _Stored(write=lambda name, value: {name: _rounded(value, ROUNDING[name])}, read=_read_as_is)
+
+
+def _write_rates(name: str, rates: list[Any]) -> dict[str, Any]:
+    return {name: {layer: _significant(r) for layer, r in zip(layer_names(len(rates)), rates)}}
+
+
+def _read_rates(attrs: Mapping[str, Any], name: str) -> tuple[Any, ...] | None:
+    """The rates in layer order, from a mapping by layer name (or, written before, a list)."""
+    value = attrs.get(name)
+    if not isinstance(value, Mapping):
+        return _read_as_is(attrs, name)
+    names = layer_names(len(value))
+    return tuple(value[n] for n in names) if set(names) == set(value) else tuple(value.values())
+
+
+#: spike rates as ``{"conv1": 0.1234, ..., "output": 0.2}`` (4 significant digits), read back in layer order
+_RATES = _Stored(write=_write_rates, read=_read_rates)
+
+
+def _write_sections(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    if set(config) != set(SECTIONS):
+        raise ValueError(f"{name} has sections {sorted(config)}; expected {', '.join(SECTIONS)}")
+    return {f"{name}.{section}": config[section] for section in SECTIONS}
+
+
+def _read_sections(attrs: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The run config from its sections' attributes, or (written before) its one attribute. A config whose
+    sections are not all there yet (another process is writing them, one by one) reads as not set."""
+    whole = attrs.get(name)
+    if whole is not None:
+        return whole
+    parts = {section: attrs.get(f"{name}.{section}") for section in SECTIONS}
+    return parts if all(isinstance(p, Mapping) for p in parts.values()) else None
+
+
+#: a run config as one attribute per section (``config.dataset`` ...), which the dashboard shows one per line
+_SECTIONS = _Stored(write=_write_sections, read=_read_sections)
+
+
+def _attr(default: Any = None, stored: _Stored = _AS_IS) -> Any:
+    """A field stored as Optuna user attributes: one of the same name, unless ``stored`` says otherwise."""
+    return field(default=default, metadata={"user_attr": True, "stored": stored})
 
 
 @dataclass(frozen=True)
@@ -76,8 +161,9 @@ class TrialRecord:
     #: validation accuracy reported per epoch (Optuna's intermediate values)
     intermediate_values: Mapping[int, float] = field(default_factory=dict)
 
-    #: the resolved run config (``TrialConfig.to_dict()``), set when the trial starts
-    config: Mapping[str, Any] | None = _attr()
+    #: the resolved run config (``TrialConfig.to_dict()``), set when the trial starts (stored one attribute per
+    #: section, ``config.model`` ...)
+    config: Mapping[str, Any] | None = _attr(stored=_SECTIONS)
     #: the comparison stage the trial belongs to (``tune`` or ``replicate``), if any
     stage: str | None = _attr()
     #: free labels (e.g. how the trial was launched)
@@ -89,10 +175,10 @@ class TrialRecord:
     best_epoch: int | None = _attr()
     #: epochs trained
     epochs: int | None = _attr()
-    seconds: float | None = _attr()
-    train_samples_per_s: float | None = _attr()
-    #: mean training spike rate per spiking layer at the best epoch (:func:`layer_names` order)
-    spike_rates: tuple[float, ...] = _attr(())
+    seconds: float | None = _attr(stored=_MEASURED)
+    train_samples_per_s: float | None = _attr(stored=_MEASURED)
+    #: mean training spike rate per spiking layer at the best epoch (:func:`layer_names` order; stored by layer name)
+    spike_rates: tuple[float, ...] = _attr((), stored=_RATES)
     n_params: int | None = _attr()
     stopped_early: bool | None = _attr()
     #: the epoch after which the pruner stopped the trial
@@ -114,21 +200,27 @@ class TrialRecord:
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("user_attr"))
 
     @classmethod
+    def _stored(cls) -> dict[str, _Stored]:
+        return {f.name: f.metadata["stored"] for f in dataclasses.fields(cls) if f.metadata.get("user_attr")}
+
+    @classmethod
     def attrs(cls, **values: Any) -> dict[str, Any]:
-        """User attributes from field values (``TrialRecord.attrs(pruned_at=3)``), names checked, values plain."""
+        """User attributes from field values (``TrialRecord.attrs(pruned_at=3)``), names checked, values plain and
+        in their stored form (see the module's docstring: ``config`` becomes one attribute per section)."""
         names = cls.attr_names()
         unknown = sorted(set(values) - set(names))
         if unknown:
             raise TypeError(f"{unknown[0]!r} is not a TrialRecord user attribute; allowed: {', '.join(names)}")
-        return {k: _plain(v) for k, v in values.items()}
+        stored = cls._stored()
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            out.update(stored[name].write(name, _plain(value)) if value is not None else {name: None})
+        return out
 
     def to_user_attrs(self) -> dict[str, Any]:
         """The user attributes this record sets (fields still ``None`` or empty are left out)."""
-        return {
-            name: _plain(getattr(self, name))
-            for name in self.attr_names()
-            if getattr(self, name) not in (None, ())
-        }
+        return self.attrs(**{name: getattr(self, name) for name in self.attr_names()
+                             if getattr(self, name) not in (None, ())})
 
     @classmethod
     def from_frozen_trial(cls, study: str, trial: FrozenTrial) -> TrialRecord:
@@ -136,10 +228,8 @@ class TrialRecord:
         wrote it."""
         attrs = trial.user_attrs
         values: dict[str, Any] = {}
-        for name in cls.attr_names():
-            value = attrs.get(name)
-            if isinstance(value, list):
-                value = tuple(value)
+        for name, stored in cls._stored().items():
+            value = stored.read(attrs, name)
             if value is not None:
                 values[name] = value
         for name in ("config", "costs"):

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK: `python -m study` completes too (argcomplete's global completion)
 import sys
 
 from ._cli import main

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK: argcomplete's global completion completes a console script whose module says this
 """The ``snn-study`` command line: one table of subcommands, handlers that return an exit code.
 
 Exit codes: 0 success, 1 a run that failed (diverged, crashed), 2 bad input
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import re
 import shlex
 import sys
@@ -211,7 +213,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (YAML)")
-    source.add_argument("--preset", metavar="NAME", help="a built-in study config: quick, mnist-grid, mnist-tpe")
+    _offer_presets(source.add_argument("--preset", metavar="NAME",
+                                       help="a built-in study config: quick, mnist-grid, mnist-tpe"))
     p.add_argument("--storage", metavar="URL", help=f"SQLAlchemy URL (default: the config's, else {DEFAULT_URL})")
     p.add_argument("--study-name", metavar="NAME", help="study name (default: the config's)")
     p.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach")
@@ -526,7 +529,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (YAML) with a compare section (or its defaults)")
-    source.add_argument("--preset", metavar="NAME", help="a built-in comparison: compare-quick, mnist-compare")
+    _offer_presets(source.add_argument("--preset", metavar="NAME",
+                                       help="a built-in comparison: compare-quick, mnist-compare"))
     source.add_argument("--study", metavar="NAME", help="with --report: an existing comparison, read without running")
     p.add_argument("--report", action="store_true",
                    help="print the ranking of the comparison --study names (and write it with --out)")
@@ -643,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _Offered(dict):
     """The subcommands for argparse: every one is accepted, but an unlisted one (``_worker``) is never offered
-    in a usage error's "choose from" list: argparse lists what iterating this dict gives."""
+    in a usage error's "choose from" list (argparse lists what iterating this dict gives) nor by shell completion
+    (argcomplete lists its keys)."""
 
     def __init__(self, commands: dict[str, Any], hidden: set[str]):
         super().__init__(commands)
@@ -651,6 +656,20 @@ class _Offered(dict):
 
     def __iter__(self):
         return (name for name in super().__iter__() if name not in self.hidden)
+
+    def keys(self):
+        return list(self)
+
+
+def _offer_presets(action: argparse.Action) -> None:
+    """Shell completion (argcomplete, which reads an action's ``completer``) offers the presets' names."""
+
+    def presets(**_: Any) -> tuple[str, ...]:
+        from ._config import PRESETS
+
+        return PRESETS
+
+    action.completer = presets  # type: ignore[attr-defined]
 
 
 def _version() -> str:
@@ -679,6 +698,16 @@ def _stray_override(argv: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answer a shell's completion request and exit, where argcomplete is installed (it is optional: ``eval
+    "$(register-python-argcomplete snn-study)"`` turns completion on)."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``snn-study`` console script; returns the exit code."""
     from objectives import ConfigError
@@ -691,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{shlex.quote(token.lstrip('+~'))}", file=sys.stderr)
         return EXIT_USAGE
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions: only then is argcomplete imported (start-up)
+        _complete(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)

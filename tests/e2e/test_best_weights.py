@@ -9,7 +9,7 @@ import torch
 import yaml
 from support import cli, load, study_yaml
 
-from objectives import TrialConfig, build_model, cost_metrics
+from objectives import TrialConfig, TrialRecord, build_model, cost_metrics
 from objectives import load as load_data
 
 
@@ -37,7 +37,7 @@ def test_best_weights_writes_each_configs_weights_beside_it_and_they_give_the_re
         number = int(text.split(": trial ")[1].split(",")[0])
         trial = study.trials[number]
         cfg = TrialConfig.from_dict(data)
-        assert cfg.to_dict() == TrialConfig.from_dict(trial.user_attrs["config"]).replace(
+        assert cfg.to_dict() == TrialConfig.from_dict(TrialRecord.from_frozen_trial("grid8", trial).config).replace(
             **{"dataset.root": None}).to_dict()
         model = build_model(cfg)
         model.load_state_dict(torch.load(path.with_suffix(".pt"), weights_only=True))
@@ -70,7 +70,8 @@ def test_best_names_each_combination_it_wrote_nothing_for_and_why(built, tmp_pat
     db = tmp_path / "study.db"
     db.write_bytes((root / "study.db").read_bytes())
     study = optuna.load_study(study_name="grid8", storage=f"sqlite:///{db}")
-    config = study.trials[0].user_attrs["config"]
+    config = TrialRecord.from_frozen_trial("grid8", study.trials[0]).config
+    assert config is not None
     lapicque = {**config, "model": {**config["model"], "neuron": "lapicque"}}
     for state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL):
         study.add_trial(optuna.trial.create_trial(state=state, user_attrs={"config": lapicque}))

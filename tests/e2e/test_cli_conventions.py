@@ -1,11 +1,15 @@
 """The command line's conventions a researcher expects: --version, the device on the first line, JSON from
-list, a hint for Hydra-style overrides."""
+list, a hint for Hydra-style overrides, shell completion."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from importlib import metadata
+from pathlib import Path
 
+import pytest
 import yaml
 from support import cli, env, study_yaml
 
@@ -77,3 +81,57 @@ def test_report_open_hands_index_html_to_the_browser_or_says_where_it_is(tmp_pat
     none = cli(*args, "--out", str(tmp_path / "r2"), env={**env(), "BROWSER": str(tmp_path / "no-such")})
     assert none.returncode == 0 and (tmp_path / "r2" / "index.html").exists(), none.stderr
     assert f"no web browser here to open it; open {tmp_path / 'r2' / 'index.html'}" in none.stderr
+
+
+# ---- shell completion (argcomplete, optional) ---------------------------------------------------
+
+
+def _complete(tmp_path: Path, line: str, **extra: str) -> subprocess.CompletedProcess:
+    """What the shell hook ``register-python-argcomplete snn-study`` asks the program for ``line`` <TAB>: the
+    completions go to the file named by ``_ARGCOMPLETE_STDOUT_FILENAME``, one a line."""
+    out = tmp_path / "completions.txt"
+    out.unlink(missing_ok=True)
+    asked = {"_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": "\n", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+             "_ARGCOMPLETE_STDOUT_FILENAME": str(out)}
+    return cli(timeout=60, env={**env(), **asked, **extra})
+
+
+@pytest.mark.parametrize(("line", "offered"), [
+    ("snn-study r", {"run", "report"}),
+    ("snn-study ", {"run", "compare", "train", "best", "list", "dashboard", "report", "-h", "--help", "--debug",
+                    "--version"}),  # never the internal _worker
+    ("snn-study report --s", {"--study", "--storage"}),
+    ("snn-study compare --preset mnist-", {"mnist-grid", "mnist-tpe", "mnist-compare"}),
+])
+def test_tab_completes_subcommands_options_and_presets(tmp_path, line, offered):
+    pytest.importorskip("argcomplete")  # the dev extra has it; the command line itself does not need it
+    proc = _complete(tmp_path, line)
+    assert proc.returncode == 0, proc.stderr
+    assert set((tmp_path / "completions.txt").read_text().split("\n")) == offered
+
+
+@pytest.mark.parametrize("module", ["argcomplete._check_module study",
+                                    "argcomplete._check_console_script {script}"])
+def test_global_completion_finds_the_marker_for_the_console_script_and_python_m_study(module):
+    """``activate-global-python-argcomplete`` completes only programs whose module says PYTHON_ARGCOMPLETE_OK; these
+    are the checks its shell hook runs (``snn-study``: the console script's module, ``python -m study``)."""
+    pytest.importorskip("argcomplete")
+    script = Path(sys.executable).parent / "snn-study"
+    proc = subprocess.run([sys.executable, "-m", *module.format(script=script).split()], capture_output=True,
+                          text=True, env=env(), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_without_argcomplete_the_command_line_works_and_start_up_never_imports_it(tmp_path):
+    """argcomplete is optional: where it is missing (here an ``argcomplete`` that fails to import, leaving a trace)
+    a completion request is an ordinary run; without one, argcomplete is not even imported (start-up time)."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    trace = tmp_path / "imported"
+    (blocker / "argcomplete.py").write_text(f"open({str(trace)!r}, 'w').close()\nraise ImportError('not here')\n")
+    path = {"PYTHONPATH": f"{blocker}:{env().get('PYTHONPATH', '')}"}
+    plain = cli("--help", env={**env(), **path})
+    assert plain.returncode == 0 and "usage: snn-study" in plain.stdout and not trace.exists()
+    asked = _complete(tmp_path, "snn-study r", **path)  # no completion: the bare command's usage error, exit 2
+    assert trace.exists() and asked.returncode == 2 and "usage: snn-study" in asked.stderr
+    assert not (tmp_path / "completions.txt").exists()

@@ -60,7 +60,7 @@ def test_best_writes_exactly_the_pareto_optimal_trials_named_by_their_trade_off(
         acc, ops = trial.values
         assert path.name.startswith(f"pareto-{rank:02d}-val{acc:.4f}-synops")
         # the trial's config, the data folder left to $SNN_STUDY_DATA (the study's config named none)
-        config = trial.user_attrs["config"]
+        config = TrialRecord.from_frozen_trial(PARETO, trial).config
         assert yaml.safe_load(path.read_text()) == {**config, "dataset": {**config["dataset"], "root": None}}
     # our own front is Optuna's, and --by has no meaning here
     records = [TrialRecord.from_frozen_trial(PARETO, t) for t in study.trials]

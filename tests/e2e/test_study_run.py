@@ -28,6 +28,7 @@ from support import (
     study_yaml,
 )
 
+from objectives import TrialRecord
 from storage import open_storage, trial_id
 
 
@@ -39,8 +40,9 @@ def test_a_grid_run_by_three_workers_holds_each_combination_exactly_once(tmp_pat
     assert len(counted) == 8 and set(counted.values()) == {1}
     # each finished trial carries what the dashboard and the reports need
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    kept = {"config", "test_acc", "spike_rates", "n_params", "seconds", "weights_artifact"}
-    assert done and all(kept <= set(t.user_attrs) for t in done)
+    records = [TrialRecord.from_frozen_trial("grid8", t) for t in done]
+    kept = ("config", "test_acc", "spike_rates", "n_params", "seconds", "weights_artifact")
+    assert done and all(getattr(r, name) not in (None, ()) for r in records for name in kept)
     assert (tmp_path / "artifacts").is_dir()
     assert "snn-study dashboard --storage" in proc.stdout and "snn-study best --study grid8" in proc.stdout
 
@@ -118,8 +120,8 @@ def test_impossible_combinations_are_left_out_said_so_first_and_no_trial_fails(t
     assert first.startswith("snn-study run: leaving out the combinations that cannot learn by construction: "
                             "backprop=rtrl x neuron=alpha (training.backprop: the alpha neuron answers")
     trials = load(tmp_path / "study.db", "impossible").trials
-    ran = {(t.user_attrs["config"]["model"]["neuron"], t.user_attrs["config"]["training"]["backprop"])
-           for t in trials}
+    ran = {(c["model"]["neuron"], c["training"]["backprop"])
+           for c in (TrialRecord.from_frozen_trial("impossible", t).config or {} for t in trials)}
     assert [t.state for t in trials if t.state not in (TrialState.COMPLETE, TrialState.PRUNED)] == []
     assert len(trials) == (3 if sampler == "grid" else 8)
     assert ("alpha", "rtrl") not in ran and ("alpha", "bptt") in ran and ("leaky", "rtrl") in ran

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
-from objectives import Combination, TrialRecord, cell_study_name, saved_artifacts
+from objectives import Combination, TrialConfig, TrialRecord, cell_study_name, saved_artifacts
 
 
 def told(attrs: dict, state=optuna.trial.TrialState.COMPLETE, params=None, value=0.9):
@@ -19,8 +21,12 @@ def told(attrs: dict, state=optuna.trial.TrialState.COMPLETE, params=None, value
     return study.trials[-1]
 
 
+def run_config(**overrides) -> dict:
+    return TrialConfig.from_dict({}).replace(**overrides).to_dict()
+
+
 def test_a_record_survives_the_round_trip_through_optuna_s_user_attributes():
-    config = {"model": {"neuron": "alpha", "surrogate": "atan"}, "training": {"backprop": "tbptt"}}
+    config = run_config(**{"model.neuron": "alpha", "model.surrogate": "atan", "training.backprop": "tbptt"})
     record = TrialRecord(study="s", number=0, state="COMPLETE", config=config, stage="replicate", tags=("k",),
                          test_acc=0.91, best_epoch=2, epochs=3, seconds=1.5, train_samples_per_s=100.0,
                          spike_rates=(0.1, 0.2, 0.3), n_params=7, stopped_early=False, weights_artifact="abc")
@@ -31,10 +37,59 @@ def test_a_record_survives_the_round_trip_through_optuna_s_user_attributes():
 
 
 def test_user_attributes_are_the_field_names_and_unknown_names_are_refused():
-    assert TrialRecord.attrs(pruned_at=3, spike_rates=(0.5,)) == {"pruned_at": 3, "spike_rates": [0.5]}
+    assert TrialRecord.attrs(pruned_at=3, tags=("a",)) == {"pruned_at": 3, "tags": ["a"]}
     assert {"config", "test_acc", "pruned_at", "failure", "weights_artifact", "stage"} <= set(TrialRecord.attr_names())
     with pytest.raises(TypeError, match="not a TrialRecord user attribute"):
         TrialRecord.attrs(test_accuracy=0.5)
+
+
+def test_what_is_stored_reads_well_in_the_dashboard_rounded_where_digits_are_noise_and_named():
+    """optuna-dashboard shows each attribute as stored (issue 15): rates by layer name, 4 significant digits;
+    seconds to 0.01 s; whole samples per second; the run config one attribute per section. Accuracies and costs
+    are kept to the last digit."""
+    config = run_config()
+    costs = {"synops": 123456.789012345, "energy_proxy_uj": 0.123456789, "accuracy_by_step": [1 / 3],
+             "decision_step": 4}
+    stored = TrialRecord.attrs(spike_rates=(0.123456, 0.0567891, 0.2), seconds=12.3456, train_samples_per_s=1234.56,
+                               test_acc=1 / 3, config=config, costs=costs, n_params=123456789)
+    assert stored == {"spike_rates": {"conv1": 0.1235, "conv2": 0.05679, "output": 0.2}, "seconds": 12.35,
+                      "train_samples_per_s": 1235, "test_acc": 1 / 3, "costs": costs, "n_params": 123456789,
+                      "config.dataset": config["dataset"], "config.model": config["model"],
+                      "config.training": config["training"]}
+    assert list(stored["spike_rates"]) == ["conv1", "conv2", "output"]
+    odd = TrialRecord.attrs(seconds=float("nan"), train_samples_per_s=float("inf"), spike_rates=(float("inf"),))
+    assert math.isnan(odd["seconds"]) and odd["train_samples_per_s"] == odd["spike_rates"]["output"] == float("inf")
+
+
+@pytest.mark.parametrize("rates", [(0.25,), (0.125, 0.5), (0.1, 0.05, 0.2), (0.1, 0.2, 0.3, 0.4)])
+def test_a_trial_stored_now_and_one_stored_before_read_as_the_same_record(rates):
+    """Before, ``spike_rates`` was a list and ``config`` one mapping: such studies still read, and the same."""
+    config = run_config(**{"model.neuron": "synaptic", "model.surrogate": "triangular"})
+    new = told(TrialRecord.attrs(config=config, spike_rates=rates, seconds=1.25, test_acc=0.75))
+    old = told({"config": config, "spike_rates": list(rates), "seconds": 1.25, "test_acc": 0.75})
+    assert set(new.user_attrs) == {"config.dataset", "config.model", "config.training", "spike_rates", "seconds",
+                                   "test_acc"}
+    back, before = TrialRecord.from_frozen_trial("s", new), TrialRecord.from_frozen_trial("s", old)
+    names = TrialRecord.attr_names()
+    assert [getattr(back, n) for n in names] == [getattr(before, n) for n in names]
+    assert back.spike_rates == rates and back.config == config
+    assert back.combination == Combination("synaptic", "triangular", "bptt")
+
+
+def test_spike_rates_stored_by_other_layer_names_read_in_their_stored_order():
+    frozen = told({"spike_rates": {"conv1": 0.3, "fc": 0.1, "out": 0.2}})
+    assert TrialRecord.from_frozen_trial("s", frozen).spike_rates == (0.3, 0.1, 0.2)
+
+
+def test_a_config_whose_sections_are_not_all_written_yet_reads_as_not_set():
+    """Its sections are written one attribute at a time: a reader in between (a report while the study runs, the
+    replicate stage's check of its studies' configs) must not take a half config for another configuration."""
+    config = run_config()
+    half = {k: v for k, v in TrialRecord.attrs(config=config).items() if k != "config.training"}
+    record = TrialRecord.from_frozen_trial("s", told(half, state=optuna.trial.TrialState.FAIL))
+    assert record.config is None
+    with pytest.raises(ValueError, match="expected dataset, model, training"):
+        TrialRecord.attrs(config={"model": config["model"]})
 
 
 def test_a_trial_written_by_another_tool_reads_as_a_record_with_empty_attributes():

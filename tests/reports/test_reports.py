@@ -98,7 +98,7 @@ def test_trials_csv_has_one_row_per_trial_with_the_databases_numbers(report, gri
         assert r["epochs"] == len(t.intermediate_values) == len(epochs[t.number])
         if t.state == TrialState.COMPLETE:
             assert r["value"] == t.value and r["test_acc"] == t.user_attrs["test_acc"]
-            rates = t.user_attrs["spike_rates"]
+            rates = list(TrialRecord.from_frozen_trial(GRID, t).spike_rates)
         else:
             assert r["value"] is None and r["test_acc"] is None
             rates = epochs[t.number][-1]["spike_rates"]  # a pruned trial: its last epoch
@@ -202,7 +202,7 @@ def test_heatmap_distribution_and_spike_rate_records_match_the_tables(grid_data,
         row = by_number[t.number]
         assert mine == [row["spike_rate_conv1"], row["spike_rate_conv2"], row["spike_rate_output"]]
         if t.state == TrialState.COMPLETE:
-            assert mine == t.user_attrs["spike_rates"]
+            assert mine == list(TrialRecord.from_frozen_trial(GRID, t).spike_rates)
 
 
 def test_the_trace_record_runs_the_best_trials_weights_on_test_images(grid_data, grid_trials):
@@ -210,7 +210,7 @@ def test_the_trace_record_runs_the_best_trials_weights_on_test_images(grid_data,
     record, why = reports.trace_records(data, trials)
     assert why is None
     best = max((t for t in grid_trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    threshold = best.user_attrs["config"]["model"]["threshold"]
+    threshold = TrialRecord.from_frozen_trial(GRID, best).config["model"]["threshold"]
     assert (record.number, record.val_acc, record.num_steps) == (best.number, best.value, 5)
     assert record.threshold == threshold
     assert len(record.images) == 3

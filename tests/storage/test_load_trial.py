@@ -52,9 +52,10 @@ def test_the_best_trial_by_validation_accuracy_comes_back_with_its_recorded_test
     _, url, study = built
     model, cfg = storage.load_trial(url, "tiny")
     best = max(study.trials, key=lambda t: t.value)
-    assert cfg.to_dict() == TrialConfig.from_dict(best.user_attrs["config"]).to_dict()
+    record = TrialRecord.from_frozen_trial("tiny", best)
+    assert record.config is not None and cfg.to_dict() == TrialConfig.from_dict(record.config).to_dict()
     assert not model.training
-    assert _test_acc(model, cfg) == TrialRecord.from_frozen_trial("tiny", best).test_acc
+    assert _test_acc(model, cfg) == record.test_acc
 
 
 @pytest.mark.parametrize("number", [0, 1, 2])
