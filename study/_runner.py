@@ -12,6 +12,7 @@ so parallel workers can neither repeat nor skip one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -228,7 +229,8 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                 if p.waiting or (not cfg.queued and p.done + p.running < target):
                     open_ = p.waiting if cfg.queued else target - p.done - p.running
                     ran = run_trials(study, storage, objective, grid=cfg.queued, reporter=reporter, space=space,
-                                     size=max(1, min(size, open_)), stage=cfg.stage)
+                                     size=max(1, min(size, open_)), stage=cfg.stage,
+                                     lacking=functools.partial(_lacking, study, space, target))
                     if ran and on_trial is not None:
                         on_trial()
                     elif not ran:
@@ -257,15 +259,25 @@ def array_size(cfg: StudyConfig, space: SearchSpace, device: str | None) -> int:
     return objectives.default_array_size(objectives.resolve_device(device or space.base.training.device))
 
 
+def _lacking(study: optuna.Study, space: SearchSpace, target: int) -> int:
+    """How many more trials a study without a queue may start: its target less those done and running."""
+    p = progress(study, space)
+    return target - p.done - p.running
+
+
 def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage,
                objective: Callable[[optuna.Trial], Any], grid: bool, reporter: _Reporter,
-               space: SearchSpace | None = None, size: int = 1, stage: str | None = None) -> bool:
+               space: SearchSpace | None = None, size: int = 1, stage: str | None = None,
+               lacking: Callable[[], int] | None = None) -> bool:
     """Run up to ``size`` trials at once, queued ones first; returns False (and runs nothing) when a grid's queue
     is empty.
 
     One trial runs through ``objective``; several (``size`` > 1, an :class:`objectives.Objective`) through its
     ``run_array``, as fused arrays. Only queued trials whose queued parameters agree on everything an array's members
-    share are claimed together; a study without a queue asks the sampler for ``size`` trials.
+    share are claimed together; a study without a queue asks the sampler for ``size`` trials, at most ``lacking()``
+    (counted under the study's lock, :func:`storage.study_lock`: two workers finishing at once both counted one
+    trial missing and both asked, and the study ran one trial more than its target), and runs nothing (returns
+    False) when none is lacking.
 
     Ask-and-tell rather than ``study.optimize``: on a grid, a worker that counted a
     queued trial can find another worker took it first, and ``optimize`` would then
@@ -284,9 +296,11 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage,
         if not trials:
             if grid:
                 return False
-            with warnings.catch_warnings():
+            with study_lock(storage, study.study_name), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Heartbeat of storage")  # ours is kept below, as optimize's would be
-                trials = [study.ask() for _ in range(size)]
+                trials = [study.ask() for _ in range(size if lacking is None else min(size, lacking()))]
+            if not trials:
+                return False
         with _heartbeat(storage, [trial_id(t) for t in trials]):
             try:
                 for trial in trials:

@@ -7,6 +7,7 @@ processes do only now and then (the multi-worker tests in ``test_study_run.py`` 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -23,7 +24,7 @@ from objectives import Objective
 from storage import open_storage
 from study import _spawn
 from study._config import StudyConfig
-from study._runner import _create_or_load, _heartbeat, _Reporter, prepare, queue_missing, run_trials
+from study._runner import _create_or_load, _heartbeat, _lacking, _Reporter, prepare, queue_missing, run_trials
 
 
 def _setup(tmp_path, **study):
@@ -320,3 +321,31 @@ def test_two_workers_topping_up_the_queue_at_once_queue_a_missing_combination_on
     assert queue_missing(study, storage, space) == 0  # A's trial stands for the combination
     worker_a.join()
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 8
+
+
+def test_two_workers_finishing_at_once_start_only_the_one_trial_a_sampled_study_still_lacks(tmp_path):
+    cfg, storage, study, space = _setup(tmp_path, sampler="random", n_trials=2)
+    assert run_trials(study, storage, lambda trial: 0.5, grid=False, reporter=_Reporter(0, quiet=True))
+
+    def lacking(study):
+        return functools.partial(_lacking, study, space, cfg.target(space))
+
+    # worker A has counted one trial lacking and is asking for it when worker B counts
+    other = open_storage(cfg.study.storage)
+    first, counted = _create_or_load(cfg, study.study_name, space, other), threading.Event()
+    ask = first.ask
+
+    def slow_ask(*args, **kwargs):
+        counted.set()
+        time.sleep(0.5)
+        return ask(*args, **kwargs)
+
+    first.ask = slow_ask
+    worker_a = threading.Thread(target=run_trials, args=(first, other, lambda trial: 0.6, False,
+                                                         _Reporter(0, quiet=True)), kwargs={"lacking": lacking(first)})
+    worker_a.start()
+    assert counted.wait(30)
+    assert not run_trials(study, storage, lambda trial: 0.7, grid=False, reporter=_Reporter(0, quiet=True),
+                          lacking=lacking(study))
+    worker_a.join()
+    assert sorted(t.value for t in study.get_trials()) == [0.5, 0.6]  # it ran 3 trials of 2
