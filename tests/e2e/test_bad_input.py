@@ -115,11 +115,12 @@ class Ctx:
         """A copy of the study database whose one trial holds a run config that no longer validates."""
         path = self.root / "old.db"
         shutil.copy2(self.db, path)
-        with sqlite3.connect(path) as conn:
-            (value,) = conn.execute("SELECT value_json FROM trial_user_attributes WHERE key = 'config'").fetchone()
-            config = json.loads(value)
-            config["training"]["lr"] = -1
-            conn.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'config'", (json.dumps(config),))
+        with sqlite3.connect(path) as conn:  # a trial's config is one attribute per section (TrialRecord)
+            where = "WHERE key = 'config.training'"
+            (value,) = conn.execute(f"SELECT value_json FROM trial_user_attributes {where}").fetchone()
+            training = json.loads(value)
+            training["lr"] = -1
+            conn.execute(f"UPDATE trial_user_attributes SET value_json = ? {where}", (json.dumps(training),))
         conn.close()
         return path
 
