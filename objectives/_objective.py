@@ -152,14 +152,14 @@ class Objective:
     def _finish(self, trial: optuna.trial.BaseTrial, result: TrainResult) -> float | tuple[float, ...]:
         """Record ``result`` (and upload its weights) in ``trial``; the trial's value."""
         with self.hold():
-            self._record(trial, result_attrs(result))
+            _set(trial, result_attrs(result))
             if self.artifact_store is not None and result.state_dict is not None:
                 try:
                     artifact = _upload(self.artifact_store, trial, result.state_dict)
                 except OSError as exc:  # a full or vanished artifact folder must not throw the trained result away
-                    self._record(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
+                    _set(trial, TrialRecord.attrs(weights_missing=f"writing them failed ({_one_line(exc)})"))
                 else:
-                    self._record(trial, TrialRecord.attrs(weights_artifact=artifact))
+                    _set(trial, TrialRecord.attrs(weights_artifact=artifact))
             return result.val_acc if self.score is None else self.score(result)
 
     def _record(self, trial: optuna.trial.BaseTrial, attrs: dict[str, Any]) -> None:

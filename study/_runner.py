@@ -227,9 +227,9 @@ def work(cfg: StudyConfig, worker: int = 0, device: str | None = None, quiet: bo
                     queue_missing(study, storage, space, cfg.queue(space))  # trials that were interrupted
                     continue
                 if p.waiting or (not cfg.queued and p.done + p.running < target):
-                    open_ = p.waiting if cfg.queued else target - p.done - p.running
+                    # the claim takes only what is queued, and an ask only what lacking() counts under the lock
                     ran = run_trials(study, storage, objective, grid=cfg.queued, reporter=reporter, space=space,
-                                     size=max(1, min(size, open_)), stage=cfg.stage,
+                                     size=size, stage=cfg.stage,
                                      lacking=functools.partial(_lacking, study, space, target))
                     if ran and on_trial is not None:
                         on_trial()
@@ -303,9 +303,9 @@ def run_trials(study: optuna.Study, storage: optuna.storages.RDBStorage,
                 return False
         with _heartbeat(storage, [trial_id(t) for t in trials]):
             try:
-                for trial in trials:
-                    for name, value in TrialRecord.attrs(stage=stage).items() if stage else ():
-                        trial.set_user_attr(name, value)
+                if stage is not None:
+                    for trial in trials:
+                        _set_attrs(trial, stage=stage)
                 with _spawn.letting_stop_signals_through():
                     outcomes = _train(objective, trials)
             except BaseException as exc:
@@ -356,14 +356,19 @@ def _fail_trial(study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, i
     """Fail ``trial``, whose objective raised; marked as interrupted (it runs again) for Ctrl-C and SIGTERM."""
     try:
         if interrupted:  # also where the objective had not started training yet
-            for name, flag in TrialRecord.attrs(interrupted=True).items():
-                trial.set_user_attr(name, flag)
+            _set_attrs(trial, interrupted=True)
         failed: optuna.trial.FrozenTrial | None = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     except (*_STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError):
         failed = None  # the database is away (the trial goes stale and another worker re-queues it), or
         # another worker already failed it as stale
     if interrupted and failed is not None and failed.state == TrialState.FAIL:
         reporter.trial(study, failed)
+
+
+def _set_attrs(trial: optuna.Trial, **values: Any) -> None:
+    """Set :class:`objectives.TrialRecord` fields of ``trial`` (as their user attributes)."""
+    for name, value in TrialRecord.attrs(**values).items():
+        trial.set_user_attr(name, value)
 
 
 def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage, space: SearchSpace | None = None,
@@ -378,7 +383,8 @@ def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage, spac
         params = _queued(queued)
         if space is not None and not _guard.claimable(space, params):
             continue  # another config's: left waiting for a worker that can run it
-        if shared is not None and _shared_params(space, params) != shared:
+        key = _shared_params(space, params) if size > 1 else None
+        if claimed and key != shared:
             continue  # another architecture: another array's
         try:
             ok = storage.set_trial_state_values(trial_id(queued), state=TrialState.RUNNING)
@@ -386,7 +392,7 @@ def _claim_queued(study: optuna.Study, storage: optuna.storages.RDBStorage, spac
             continue  # finished by another worker since we read it
         if ok:
             claimed.append(trial_of(study, queued))
-            shared = _shared_params(space, params) if size > 1 else None
+            shared = key
     return claimed
 
 
