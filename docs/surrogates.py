@@ -46,7 +46,7 @@ def svg(width: float, span: float) -> str:
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="sans-serif" font-size="12">', f'<rect width="{W}" height="{H}" fill="white"/>']
-    # axes, ticks, the threshold, the half maximum and the width
+    # axes, ticks, the threshold and the width
     out.append(f'<line x1="{LEFT}" y1="{py(0)}" x2="{W - RIGHT}" y2="{py(0)}" stroke="black"/>')
     out.append(f'<line x1="{LEFT}" y1="{py(0)}" x2="{LEFT}" y2="{py(1.1)}" stroke="black"/>')
     for v in (0, 0.5, 1.0):
@@ -56,13 +56,11 @@ def svg(width: float, span: float) -> str:
     while u <= span + 1e-9:
         out.append(f'<text x="{px(u)}" y="{H - BOTTOM + 16}" text-anchor="middle">{u:g}</text>')
         u += step
-    out.append(f'<line x1="{LEFT}" y1="{py(0.5)}" x2="{W - RIGHT}" y2="{py(0.5)}" stroke="#bbb" '
-               'stroke-dasharray="4 3"/>')
     for edge in (-width, width):
         out.append(f'<line x1="{px(edge)}" y1="{py(0)}" x2="{px(edge)}" y2="{py(1.1)}" stroke="#bbb" '
                    'stroke-dasharray="4 3"/>')
     out.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 12}" text-anchor="middle">U - U_thr '
-               f'(dashed: half maximum at ±{width:g}, the width)</text>')
+               f'(each has the area of a box of height 1 from -{width:g} to {width:g}, dashed: the width)</text>')
     out.append(f'<text x="16" y="{py(0.55)}" transform="rotate(-90 16 {py(0.55)})" text-anchor="middle">'
                'dS/dU</text>')
     names = [n for n in SURROGATES if SURROGATE_SPECS[n].width is not None]

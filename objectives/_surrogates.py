@@ -26,12 +26,15 @@ the entry here is the corrected one (``snntorch_bug`` says what differs) and
 Two are not in snntorch: ``clipped_straight_through`` (the straight-through
 estimator of binary networks, gradient 1 only within ``window`` of the threshold)
 and ``escape_noise`` (Gygax & Zenke 2024: a stochastic neuron that spikes with
-probability ``sigmoid(k x)``, trained with that escape function's derivative).
+probability ``sigmoid(2 x / noise)``, trained with the derivative of a logistic escape
+function; its slope is the surrogate's width, and at ``noise`` equal to that width the
+backward is the forward's own derivative (normalized: over its peak), Gygax & Zenke's
+matched case).
 
 Under ``model.surrogate_scale: normalized`` (:meth:`Surrogate.normalized`) every
 surrogate with a width is built with the shape parameters its spec derives from the
-half-width at half maximum ``w`` and divided by its peak: derivative 1 at the
-threshold, 1/2 at ``|x| = w``. The stochastic spike operator and the identity
+width ``w`` and divided by its peak: derivative 1 at the threshold and area ``2 w``
+under it, as a box of half-width ``w``. The stochastic spike operator and the identity
 straight-through estimator have no width: they are the same under either scale.
 """
 
@@ -223,12 +226,13 @@ def _clipped_primitive(x, window=1.0):
     return torch.clamp(x, -window, window)
 
 
-def escape_noise(slope: float = 4.0) -> SpikeFn:
-    """Escape noise (Gygax & Zenke 2024): forward, a spike with probability ``p = sigmoid(k x)``
-    (the neuron is stochastic; the mean of its spike is ``p``); backward, ``dp/dx = k p (1 - p)``."""
+def escape_noise(slope: float = 4.0, noise: float = 0.05) -> SpikeFn:
+    """Escape noise (Gygax & Zenke 2024): forward, a spike with probability ``sigmoid(2 x / noise)`` (the neuron is
+    stochastic; the mean of its spike is that probability); backward, ``k s (1 - s)`` with ``s = sigmoid(k x)``,
+    the derivative of the escape function ``sigmoid(k x)``: the forward one at ``noise = 2 / k``."""
 
     def probability(x):
-        return torch.sigmoid(slope * x)
+        return torch.sigmoid(x * (2 / noise))
 
     def derivative(x):
         p = torch.sigmoid(slope * x)
@@ -280,7 +284,7 @@ class Surrogate:
         return self.factory(**{**self.params, **params})
 
     def normalized(self, width: float, **params: float) -> SpikeFn:
-        """The spike function whose derivative is 1 at the threshold and 1/2 at ``width`` from it, with
+        """The spike function whose derivative is 1 at the threshold with area ``2 width`` under it, with
         ``params`` for the parameters the width does not set (for a surrogate with no width: :meth:`make`)."""
         spec = SURROGATE_SPECS[self.name]
         if spec.width is None:

@@ -99,7 +99,8 @@ def _registry_help() -> str:
     lines.append("model.gain: matched divides the input current by the neuron's DC gain (a constant input I settles")
     lines.append("  every neuron's membrane at I); raw is snntorch's arithmetic")
     lines.append("model.surrogate_scale: normalized gives every surrogate with a width derivative 1 at the threshold")
-    lines.append("  and 1/2 at model.surrogate_width (its half-width at half maximum); raw takes model.surrogate_args")
+    lines.append("  and area 2 model.surrogate_width under it (a box's of that half-width); raw takes")
+    lines.append("  model.surrogate_args")
     lines.append("surrogate parameters (model.surrogate_args; raw-scale defaults; [w]: set by the width when")
     lines.append("  normalized):")
     for name, spec in SURROGATE_SPECS.items():

@@ -34,9 +34,10 @@ TINY = {
 #: the original research code's exact set-up (study/presets/original.yaml), a run config
 ORIGINAL = yaml.safe_load((REPO / "study" / "presets" / "original.yaml").read_text())
 #: original.yaml's fields that make this project compute snntorch's arithmetic (the input current as it comes,
-#: snntorch's surrogate scales, a step per window): what the snntorch-equality tests run under
+#: snntorch's surrogate scales, each neuron's snntorch reset, a step per window): what the snntorch-equality tests
+#: run under
 SNNTORCH = {
-    "model": {k: ORIGINAL["model"][k] for k in ("gain", "surrogate_scale")},
+    "model": {k: ORIGINAL["model"][k] for k in ("gain", "surrogate_scale", "reset_mechanism")},
     "training": {"step_every": ORIGINAL["training"]["step_every"]},
 }
 

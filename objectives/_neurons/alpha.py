@@ -1,6 +1,8 @@
 """Alpha neuron: an excitatory and an inhibitory synaptic trace whose difference,
 scaled by ``tau = log(alpha) / (log(beta) - log(alpha)) + 1``, is the membrane
-(snntorch.Alpha; ``alpha > beta`` is required, and the reset is to zero by default).
+(snntorch.Alpha; ``alpha > beta`` is required. snntorch resets it to zero by default, which
+``model.reset_mechanism: null`` keeps; the run config's default is the subtractive reset, as for
+every neuron: the zero reset empties both slow traces at every spike).
 
 DC gain: under a constant input ``I`` and no spike the traces settle at
 ``E = alpha E + I``, ``E = I / (1 - alpha)`` and ``N = beta N - I``, ``N = -I / (1 - beta)``,

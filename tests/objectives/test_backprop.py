@@ -29,7 +29,7 @@ def config(neuron, backprop, engine="fast", encoding="direct"):
     data = {
         "dataset": {"name": "synthetic", "val_size": 200},
         "model": {"neuron": neuron, "channels": [4, 8], "num_steps": NUM_STEPS, "encoding": encoding, "beta": 0.7,
-                  "threshold": 0.25},  # a low threshold keeps every layer active: gradients everywhere
+                  "alpha": 0.9, "threshold": 0.25},  # a low threshold keeps every layer active: gradients everywhere
         "training": {"backprop": backprop, "tbptt_window": WINDOW, "optimizer": "sgd", "engine": engine},
     }
     if (neuron, backprop) != ("alpha", "rtrl"):

@@ -12,20 +12,21 @@ from objectives import ConfigError, TrialConfig
 def test_an_empty_config_is_the_original_network_and_training_at_the_fair_defaults():
     cfg = TrialConfig.from_dict({})
     assert (cfg.model.neuron, cfg.model.surrogate, cfg.training.backprop) == ("leaky", "fast_sigmoid", "bptt")
-    assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.9, 25, (12, 64))
+    assert (cfg.model.beta, cfg.model.alpha, cfg.model.num_steps, cfg.model.channels) == (0.5, 0.7, 25, (12, 64))
     assert (cfg.training.optimizer, cfg.training.lr, cfg.training.batch_size) == ("adamax", 0.01, 128)
     assert (cfg.training.loss, cfg.training.early_stopping_patience) == ("ce_rate", 10)
     assert cfg.dataset.val_size == 5000
-    # the fair defaults: gain matched, the normalized surrogates, standardized pixels, one step per batch
+    # the fair defaults: gain matched, the normalized surrogates, standardized pixels, one step per batch, one reset
     assert (cfg.model.gain, cfg.model.surrogate_scale, cfg.training.step_every) == ("matched", "normalized", "batch")
+    assert cfg.replace(**{"model.neuron": "alpha"}).resolved().model.reset_mechanism == "subtract"
     assert cfg.resolved().dataset.normalize is True
     assert cfg.replace(**{"model.encoding": "rate"}).resolved().dataset.normalize is False  # rate needs [0, 1]
 
 
 def test_original_yaml_is_the_original_codes_set_up_with_snntorchs_arithmetic():
     """study/presets/original.yaml (README: the set-up this project started from) differs from the fair defaults
-    exactly where the README says: raw gain, snntorch's surrogate scale at slope 25, threshold 1, [0, 1] pixels and
-    an optimizer step per window."""
+    exactly where the README says: raw gain, snntorch's surrogate scale at slope 25, threshold 1, [0, 1] pixels,
+    an optimizer step per window, and the alpha neuron's snntorch reset (zero) and alpha 0.9."""
     cfg = TrialConfig.from_dict(ORIGINAL).resolved()
     default = TrialConfig.from_dict({"training": {"epochs": 3}}).resolved()
     assert (cfg.model.gain, cfg.model.surrogate_scale, cfg.training.step_every) == ("raw", "raw", "window")
@@ -33,12 +34,15 @@ def test_original_yaml_is_the_original_codes_set_up_with_snntorchs_arithmetic():
     differing = {f"{section}.{k}" for section, fields in cfg.to_dict().items() for k, v in fields.items()
                  if default.to_dict()[section][k] != v}
     assert differing == {"model.gain", "model.surrogate_scale", "model.surrogate_args", "model.threshold",
-                         "dataset.normalize", "training.step_every"}
+                         "dataset.normalize", "training.step_every", "model.alpha"}
+    alpha = TrialConfig.from_dict(ORIGINAL).replace(**{"model.neuron": "alpha"}).resolved()
+    assert (alpha.model.reset_mechanism, alpha.model.alpha) == ("zero", 0.9)
 
 
 def test_to_dict_from_dict_round_trips_the_resolved_config():
     for scale, args in (("raw", {"alpha": 2.0}), ("normalized", {})):
-        data = {"model": {"neuron": "alpha", "surrogate": "atan", "surrogate_scale": scale}}
+        # reset_mechanism null: the neuron's own default, spelled out when resolved
+        data = {"model": {"neuron": "alpha", "surrogate": "atan", "surrogate_scale": scale, "reset_mechanism": None}}
         cfg = TrialConfig.from_dict(data).resolved()
         again = TrialConfig.from_dict(cfg.to_dict())
         assert again == cfg
@@ -70,6 +74,10 @@ BAD = [
      "set by model.surrogate_width under model.surrogate_scale normalized; allowed: none"),
     ({"model": {"surrogate": "sparse_fast_sigmoid", "surrogate_args": {"B": 0.4}, "surrogate_width": 0.5}},
      "model.surrogate_args.B", "must be > model.surrogate_width (0.5)"),
+    ({"model": {"surrogate": "escape_noise", "surrogate_args": {"noise": 0}}}, "model.surrogate_args.noise",
+     "must be > 0"),
+    ({"model": {"surrogate": "escape_noise", "surrogate_args": {"noise": -1}, "surrogate_scale": "raw"}},
+     "model.surrogate_args.noise", "must be > 0"),
     ({"model": {"surrogate_scale": "unit"}}, "model.surrogate_scale", "allowed: normalized, raw"),
     ({"model": {"surrogate_width": 0}}, "model.surrogate_width", "> 0"),
     ({"model": {"gain": "auto"}}, "model.gain", "allowed: matched, raw"),

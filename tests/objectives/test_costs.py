@@ -42,10 +42,11 @@ STRONG = 5.0  # a constant current far above threshold: the neuron fires as ofte
 
 def hand_built(neuron="leaky", encoding="direct", loss="ce_rate", seed=0):
     """The hand-built network and its run config (weights: PyTorch's initialization under ``seed``), under
-    snntorch's arithmetic (the raw gain, threshold 1), for which the counts below are worked out."""
+    snntorch's arithmetic (the raw gain, threshold 1, each neuron's snntorch reset), for which the counts below
+    are worked out."""
     cfg = TrialConfig.from_dict({
         "model": {"neuron": neuron, "encoding": encoding, "channels": list(CHANNELS), "kernel_size": KERNEL,
-                  "num_steps": STEPS, "gain": "raw", "threshold": 1.0},
+                  "num_steps": STEPS, "gain": "raw", "threshold": 1.0, "reset_mechanism": None},
         "training": {"loss": loss, "device": "cpu", "seed": seed},
     })
     torch.manual_seed(seed)
@@ -122,7 +123,7 @@ def test_hidden_layers_count_one_accumulate_per_spike_and_nonzero_fan_out(neuron
 
 
 #: steps out of STEPS at which a neuron fires under a strong constant current. The alpha neuron's two
-#: traces cancel at the first step and after every reset (to zero, its default), so its membrane is zero
+#: traces cancel at the first step and after every reset (to zero, snntorch's default), so its membrane is zero
 #: there: it fires at steps 2, 5, 8, ... and never saturates.
 FIRES_UNDER_STRONG_CURRENT = {"leaky": STEPS, "synaptic": STEPS, "lapicque": STEPS, "alpha": 1}
 

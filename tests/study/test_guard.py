@@ -85,7 +85,7 @@ ALLOWED = [
     {"study.seed": 7},
     {"dataset.root": "/elsewhere/data", "dataset.download": False},
     {"training.device": "auto"},
-    {"model.surrogate_width": 0.5},  # the default, spelled out
+    {"model.surrogate_width": 0.75},  # the default, spelled out
     {"training.lr": 0.01},  # the default, spelled out
 ]
 
