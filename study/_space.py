@@ -369,6 +369,8 @@ class SearchSpace:
                 low = max(low, 1 / math.e + SMALLEST_GAP)
             if r.path == "model.beta" and neuron.name == "alpha":
                 high = min(high, 1 - SMALLEST_GAP)
+                if self._range("model.alpha") is None:
+                    high = min(high, m.alpha - SMALLEST_GAP)  # below the run config's alpha, which is not searched
             if r.path in DECAY_PATHS and m.gain == "matched":
                 high = min(high, 1 - SMALLEST_GAP)  # at 1 the neuron has no leak and no finite gain
             if r.path == window_path:

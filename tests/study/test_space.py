@@ -90,6 +90,15 @@ def test_alpha_is_sampled_only_for_alpha_and_synaptic_and_above_beta_for_alpha()
     assert seen == {"alpha", "leaky", "synaptic", "lapicque"}
 
 
+def test_beta_stays_below_the_run_configs_alpha_for_the_alpha_neuron_when_alpha_is_not_searched():
+    # the default alpha (0.7) is inside the beta range: the alpha neuron draws beta below it, the others the whole range
+    drawn = {"alpha": [], "leaky": []}
+    for trial, cfg in sample({"neuron": ["alpha", "leaky"], "beta": {"low": 0.3, "high": 0.9}}, n=80):
+        drawn[cfg.model.neuron].append(cfg.model.beta)
+        assert cfg.model.alpha == 0.7 and ("alpha.beta" in trial.params) == (cfg.model.neuron == "alpha")
+    assert drawn["alpha"] and max(drawn["alpha"]) < 0.7 and max(drawn["leaky"]) > 0.7
+
+
 def test_each_surrogate_gets_its_own_shape_parameter_under_its_own_name():
     for trial, cfg in sample({"surrogate": ["fast_sigmoid", "atan", "straight_through_estimator", "sigmoid"],
                               "slope": {"low": 1, "high": 50}, "surrogate_args.alpha": {"low": 0.5, "high": 4}},
