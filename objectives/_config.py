@@ -94,13 +94,14 @@ class ModelConfig:
     surrogate_scale: str = "normalized"
     #: the normalized surrogate's width, in units of the membrane (``normalized`` only): half its area, the
     #: half-width of a box of height 1 with the same area. Chosen on MNIST validation (one epoch, 10,000 images,
-    #: threshold 0.5; benchmarks/README.md): a surrogate with compact support needs the resting membrane (0)
-    #: within reach (clipped straight-through 86.76 % at 0.5, 96.02 % at 0.75, seed 0), the fast sigmoid does
-    #: better narrower (94.26 % at 0.48, 93.30 % at 0.75, 87.42 % at 2.41, seed 0)
+    #: threshold 0.5, 3 seeds; benchmarks/README.md): a surrogate with compact support needs the resting membrane
+    #: (0) within reach, the fast sigmoid does better narrower; at widths 0.5 / 0.75 / 1 the clipped
+    #: straight-through estimator reached 70.21 / 95.02 / 94.71 %, the fast sigmoid 93.18 / 92.26 / 90.87 %
     surrogate_width: float = 0.75
     #: ``subtract``, ``zero`` or ``none``; ``None`` means the neuron's own default (snntorch's: zero for alpha,
     #: subtract for the others). One reset for every neuron: the alpha neuron's zero reset empties its slow
-    #: traces at every spike (validation 84.26 % against 90.35 % for leaky, 3 seeds; benchmarks/README.md)
+    #: traces at every spike (validation 87.25 % against 93.60 % under the subtractive reset, 3 seeds;
+    #: benchmarks/README.md)
     reset_mechanism: str | None = "subtract"
     num_steps: int = 25
     encoding: str = "direct"
