@@ -11,9 +11,10 @@ are the dataclass's field names: they are spelled nowhere else.
 What is stored is made for reading in optuna-dashboard, which shows each attribute's value as stored (a
 mapping as one JSON line, cut at 1,024 characters): measured floats are rounded where their last digits
 are noise (:data:`ROUNDING`), ``spike_rates`` is kept as a mapping from layer name to rate, and ``config``
-as one attribute per section (``config.dataset``, ``config.model``, ``config.training``). Reading takes both
-these and the forms studies written before kept (``spike_rates`` as a list, ``config`` as one mapping), and
-gives the same record.
+as one attribute per section (``config.dataset``, ``config.model``, ``config.training``), ``costs`` as its totals
+with its per-layer lists (``costs.layers``) and accuracy at every step (``costs.accuracy_by_step``) beside them.
+Reading takes both these and the forms studies written before kept (``spike_rates`` as a list, ``config`` and
+``costs`` as one mapping each), and gives the same record.
 """
 
 from __future__ import annotations
@@ -132,6 +133,40 @@ def _read_sections(attrs: Mapping[str, Any], name: str) -> Mapping[str, Any] | N
 _SECTIONS = _Stored(write=_write_sections, read=_read_sections)
 
 
+#: the attributes ``costs`` is split into besides its own (the totals): the per-layer lists with the layer names,
+#: and the accuracy at every time step; one attribute would pass the dashboard's 1,024 characters on MNIST
+COSTS_LAYERS, COSTS_BY_STEP = "costs.layers", "costs.accuracy_by_step"
+
+
+def _per_layer(key: str) -> bool:
+    return key == "layers" or key.startswith("layer_")
+
+
+def _write_costs(name: str, costs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: {k: v for k, v in costs.items() if not _per_layer(k) and k != "accuracy_by_step"},
+        COSTS_LAYERS: {k: v for k, v in costs.items() if _per_layer(k)},
+        COSTS_BY_STEP: costs.get("accuracy_by_step"),
+    }
+
+
+def _read_costs(attrs: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The cost metrics from their three attributes, or (written before) their one. Costs whose attributes are not
+    all there yet (another process is writing them, one by one) read as not set."""
+    totals = attrs.get(name)
+    if not isinstance(totals, Mapping) or "layers" in totals:
+        return totals
+    layers = attrs.get(COSTS_LAYERS)
+    if not isinstance(layers, Mapping) or COSTS_BY_STEP not in attrs:
+        return None
+    by_step = attrs[COSTS_BY_STEP]
+    return {**totals, **layers, **({"accuracy_by_step": by_step} if by_step is not None else {})}
+
+
+#: cost metrics as three attributes: ``costs`` (the totals), ``costs.layers`` and ``costs.accuracy_by_step``
+_COSTS = _Stored(write=_write_costs, read=_read_costs)
+
+
 def _attr(default: Any = None, stored: _Stored = _AS_IS) -> Any:
     """A field stored as Optuna user attributes: one of the same name, unless ``stored`` says otherwise."""
     return field(default=default, metadata={"user_attr": True, "stored": stored})
@@ -192,7 +227,7 @@ class TrialRecord:
     #: why the best weights were not saved (the artifact folder failed); the trial's result stands
     weights_missing: str | None = _attr()
     #: what the best weights cost at inference on the test set (``objectives.CostMetrics.to_dict()``)
-    costs: Mapping[str, Any] | None = _attr()
+    costs: Mapping[str, Any] | None = _attr(stored=_COSTS)
 
     @classmethod
     def attr_names(cls) -> tuple[str, ...]:

@@ -81,7 +81,7 @@ def test_a_pareto_optimal_config_re_runs_to_the_same_objective_values(built, tmp
     result = yaml.safe_load(train.stdout.splitlines()[-1])
     trial = max(study.best_trials, key=lambda t: (t.values[0], -t.number))
     assert [result["val_acc"], result["val_costs"]["synops"]] == trial.values
-    assert result["costs"] == trial.user_attrs["costs"]
+    assert result["costs"] == TrialRecord.from_frozen_trial(PARETO, trial).costs
 
 
 def test_list_shows_the_size_of_the_pareto_set_instead_of_a_best_value(built):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -53,7 +54,9 @@ def test_what_is_stored_reads_well_in_the_dashboard_rounded_where_digits_are_noi
     stored = TrialRecord.attrs(spike_rates=(0.123456, 0.0567891, 0.2), seconds=12.3456, train_samples_per_s=1234.56,
                                test_acc=1 / 3, config=config, costs=costs, n_params=123456789)
     assert stored == {"spike_rates": {"conv1": 0.1235, "conv2": 0.05679, "output": 0.2}, "seconds": 12.35,
-                      "train_samples_per_s": 1235, "test_acc": 1 / 3, "costs": costs, "n_params": 123456789,
+                      "train_samples_per_s": 1235, "test_acc": 1 / 3, "n_params": 123456789,
+                      "costs": {"synops": 123456.789012345, "energy_proxy_uj": 0.123456789, "decision_step": 4},
+                      "costs.layers": {}, "costs.accuracy_by_step": [1 / 3],
                       "config.dataset": config["dataset"], "config.model": config["model"],
                       "config.training": config["training"]}
     assert list(stored["spike_rates"]) == ["conv1", "conv2", "output"]
@@ -74,6 +77,41 @@ def test_a_trial_stored_now_and_one_stored_before_read_as_the_same_record(rates)
     assert [getattr(back, n) for n in names] == [getattr(before, n) for n in names]
     assert back.spike_rates == rates and back.config == config
     assert back.combination == Combination("synaptic", "triangular", "bptt")
+
+
+#: the cost metrics of a trial of the quick preset on MNIST (25 steps, 3 layers), as one attribute 1,032 characters
+#: of JSON: past what the dashboard shows
+MNIST_COSTS = {
+    "n_samples": 2000, "num_steps": 25, "layers": ["conv1", "conv2", "output"], "layer_neurons": [1728, 1024, 10],
+    "layer_spikes_per_sample": [11045.43, 9337.853, 29.3635],
+    "layer_activation_sparsity": [0.7443187499999999, 0.6352401171875, 0.882546],
+    "layer_dead_fraction": [0.017939814814814815, 0.015625, 0.0], "layer_saturated_fraction": [0.0, 0.0, 0.0],
+    "layer_effective_macs": [4320000.0, 0.0, 0.0], "layer_effective_acs": [0.0, 10192634.624, 93378.53],
+    "layer_dense_synops": [4320000.0, 30720000.0, 256000.0], "spikes_per_sample": 20412.6465,
+    "activation_sparsity": 0.7043787617668356, "effective_macs": 4320000.0, "effective_acs": 10286013.154,
+    "synops": 14606013.154, "dense_synops": 35296000.0, "footprint_bytes": 119328, "connection_sparsity": 0.0,
+    "energy_proxy_uj": 29.1294118386, "accuracy": 0.897, "decision_step": 5,
+    "accuracy_by_step": [0.839, 0.8735, 0.884, 0.888, 0.8885, 0.889, 0.889, 0.892, 0.893, 0.8935, 0.895, 0.8965,
+                         0.896, 0.8965, 0.897, 0.896, 0.897, 0.8975, 0.897, 0.897, 0.897, 0.897, 0.898, 0.8975, 0.897],
+}
+
+
+def test_costs_are_stored_as_totals_per_layer_lists_and_accuracy_by_step_each_short_enough_for_the_dashboard():
+    assert len(json.dumps(MNIST_COSTS)) > 1024
+    stored = TrialRecord.attrs(costs=MNIST_COSTS)
+    assert set(stored) == {"costs", "costs.layers", "costs.accuracy_by_step"}
+    assert all(len(json.dumps(v)) <= 1024 for v in stored.values())
+    assert stored["costs"]["synops"] == MNIST_COSTS["synops"]  # exact, not rounded
+    assert stored["costs.layers"]["layers"] == ["conv1", "conv2", "output"]
+    new = TrialRecord.from_frozen_trial("s", told(stored))
+    old = TrialRecord.from_frozen_trial("s", told({"costs": MNIST_COSTS}))  # one attribute, as written before
+    assert new.costs == old.costs == MNIST_COSTS
+
+
+@pytest.mark.parametrize("missing", ["costs.layers", "costs.accuracy_by_step"])
+def test_costs_whose_attributes_are_not_all_written_yet_read_as_not_set(missing):
+    part = {k: v for k, v in TrialRecord.attrs(costs=MNIST_COSTS).items() if k != missing}
+    assert TrialRecord.from_frozen_trial("s", told(part, state=optuna.trial.TrialState.FAIL)).costs is None
 
 
 def test_spike_rates_stored_by_other_layer_names_read_in_their_stored_order():
