@@ -54,6 +54,12 @@ TRAINING = ("SELECT DISTINCT t.trial_id FROM trials t JOIN trial_intermediate_va
             "WHERE t.state = 'RUNNING'")
 
 
+#: how many epochs each running trial has reported
+REPORTED = ("SELECT t.trial_id, COUNT(v.trial_intermediate_value_id) FROM trials t "
+            "LEFT JOIN trial_intermediate_values v ON v.trial_id = t.trial_id WHERE t.state = 'RUNNING' "
+            "GROUP BY t.trial_id")
+
+
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 180, every: float = 0.2):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -79,6 +85,40 @@ def children(pid: int) -> list[int]:
             if int(fields[1]) == pid and fields[0] != "Z":
                 out.append(int(entry.name))
     return out
+
+
+def unlocked(db: Path) -> bool:
+    """Whether no process holds the study database's write lock (SQLite has one for the whole file)."""
+    try:
+        with sqlite3.connect(db, timeout=0, isolation_level=None) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
+def frozen_mid_training(proc: subprocess.Popen, db: Path, epochs: int, running: int = 2) -> list[int]:
+    """The 2 workers of ``proc``, stopped (SIGSTOP) while each is inside its training: ``running`` trials are
+    running, each has reported some but not all of its ``epochs``, and neither worker holds the write lock.
+
+    Seen from the database alone, a trial that has reported epochs may be ending (pruned, or past its last epoch)
+    or its worker may be between trials, and a signal sent then finds no trial to fail; a worker stopped while it
+    writes (a heartbeat, an epoch) would stop every other one with it. Frozen, what the database holds is where
+    the workers are; until it is mid-training in both, they are let go and looked at again.
+    """
+    while True:
+        wait_for(lambda: len(query(db, TRAINING)) >= 2, proc, every=0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        reported = [n for _, n in query(db, REPORTED)]
+        if len(reported) == running and all(0 < n < epochs for n in reported) and unlocked(db):
+            return workers
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:
@@ -139,7 +179,7 @@ def test_the_workers_of_a_run_die_with_it(tmp_path, sig):
     proc = start("run", "--config", str(config(tmp_path, epochs=8)), "--workers", "2", "--quiet")
     workers = []
     try:
-        wait_for(lambda: query(db, TRAINING), proc)
+        wait_for(lambda: len(query(db, TRAINING)) >= 2, proc)  # both started: neither is still importing
         workers = children(proc.pid)
         assert len(workers) == 2, workers
         proc.send_signal(sig)
@@ -153,9 +193,9 @@ def test_the_workers_of_a_run_die_with_it(tmp_path, sig):
         kill_all([*workers, proc.pid])
         proc.wait()
     trials = load(db).trials
-    assert not [t.number for t in trials if t.state == TrialState.RUNNING]  # each worker failed its trial cleanly
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], err  # each worker failed its trial
     stopped = [t for t in trials if t.state == TrialState.FAIL]
-    assert stopped and all(t.user_attrs.get("interrupted") is True for t in stopped)
+    assert stopped and all(t.user_attrs.get("interrupted") is True for t in stopped), err
     if sig == signal.SIGTERM:
         assert proc.returncode == 143
         # besides the start line and the progress lines ([done/total] ...), one line: what happened, how to resume
@@ -186,15 +226,15 @@ def test_sigterm_stops_a_single_process_run_as_ctrl_c_does(tmp_path):
 
 def test_sigterm_to_one_worker_fails_its_trial_as_interrupted_and_the_study_completes(tmp_path):
     """Defect 6: a worker given SIGTERM left its trial RUNNING (stale after the grace period) and made `run` exit 1."""
-    cfg = config(tmp_path, epochs=3)
+    cfg = config(tmp_path, epochs=8, pruner={"name": "none"})  # a trial being pruned as the signal comes has ended
     db = tmp_path / "study.db"
     proc = start("run", "--config", str(cfg), "--workers", "2", "--quiet")
     workers = []
     try:
-        wait_for(lambda: len(query(db, TRAINING)) == 2, proc)  # both workers are in a trial
-        workers = children(proc.pid)
-        assert len(workers) == 2, workers
+        workers = frozen_mid_training(proc, db, epochs=8)
         os.kill(workers[0], signal.SIGTERM)
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
         deadline = time.time() + 15
         while alive(workers[0]) and time.time() < deadline:
             time.sleep(0.2)
@@ -214,15 +254,13 @@ def test_sigterm_to_one_worker_fails_its_trial_as_interrupted_and_the_study_comp
 def test_a_worker_paused_past_the_grace_period_drops_its_trial_and_the_run_exits_0(tmp_path):
     """Item 15: a worker stopped longer than study.grace_period finds its trial failed (as stale) and re-queued when it
     resumes; it used to end with an error and `run` exited 1 though the study completed."""
-    cfg = config(tmp_path, epochs=3)
+    cfg = config(tmp_path, epochs=6)
     db = tmp_path / "study.db"
     proc = start("run", "--config", str(cfg), "--workers", "2", "--quiet")
     workers = []
     try:
-        wait_for(lambda: len(query(db, TRAINING)) == 2, proc)
-        workers = children(proc.pid)
-        assert len(workers) == 2, workers
-        os.kill(workers[0], signal.SIGSTOP)
+        workers = frozen_mid_training(proc, db, epochs=6)
+        os.kill(workers[1], signal.SIGCONT)  # worker 1 goes on; worker 0 stays stopped, its trial mid-training
         # the other worker fails the paused worker's trial once it is silent for the grace period
         wait_for(lambda: query(db, "SELECT trial_id FROM trials WHERE state = 'FAIL'"), proc, timeout=120)
         os.kill(workers[0], signal.SIGCONT)
@@ -300,10 +338,9 @@ def test_a_worker_killed_during_a_fused_array_loses_nothing_and_a_rerun_complete
     proc = start("run", "--config", str(cfg), "--workers", "2", "--quiet", "--set", "study.array_size=2")
     workers = []
     try:
-        wait_for(lambda: len(query(db, TRAINING)) >= 2, proc)
-        workers = children(proc.pid)
-        assert len(workers) == 2, workers
+        workers = frozen_mid_training(proc, db, epochs=4, running=4)  # 2 arrays of 2
         os.kill(workers[0], signal.SIGKILL)  # as the OOM killer ends a worker
+        os.kill(workers[1], signal.SIGCONT)
         _, err = proc.communicate(timeout=300)
     finally:
         kill_all([*workers, proc.pid])
