@@ -127,7 +127,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from objectives import TrainingDiverged, TrialConfig, apply_overrides, layer_names, load, resolve_device, train
+    from objectives import TrialConfig, apply_overrides
 
     from ._best import save_paths, save_run
     from ._limits import check_devices, device_shown, json_line
@@ -137,6 +137,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     given = TrialConfig.from_dict(apply_overrides(raw, parse_set(args.set)))
     cfg = given.resolved()
     save = save_paths(args.save) if args.save is not None else None  # before training: a bad path wastes no run
+    # torch only now: a config refused above is refused in the time Python takes to start
+    from objectives import TrainingDiverged, layer_names, load, resolve_device, train
+
     check_devices([("training.device", cfg.training.device)])
     device = resolve_device(cfg.training.device)
     data = load(cfg.dataset, device)  # before any output: a missing dataset is one error line
