@@ -49,6 +49,8 @@ class StudySettings:
     name: str = "snn-study"
     storage: str = DEFAULT_URL
     sampler: str = "tpe"
+    #: the sampler's seed: a study run in one go by one worker proposes the same trials every time; each worker and
+    #: each resumption draws its own stream (``study._samplers.make_sampler``)
     seed: int = 0
     #: ``[val_acc]``, or ``[val_acc, <cost metric>, ...]``: a study of several objectives (``study._objectives``)
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES

@@ -25,10 +25,10 @@ from objectives import (
 )
 from storage import MAX_STUDY_NAME
 
+from ._samplers import WORKER_SEED_STRIDE
+
 #: numpy's seeds (what Optuna's samplers are seeded with)
 MAX_SAMPLER_SEED = 2**32 - 1
-#: what ``make_sampler`` adds to the study's seed per worker, so that parallel workers do not propose twins
-WORKER_SEED_STRIDE = 1000
 #: a day: a heartbeat rarer than that, or a grace period longer, leaves a dead worker's trial hanging for days
 MAX_HEARTBEAT_S = 86_400
 

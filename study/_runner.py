@@ -74,15 +74,19 @@ def progress(study: optuna.Study, space: SearchSpace | None = None) -> Progress:
 
 
 def _create_or_load(cfg: StudyConfig, name: str, space: SearchSpace, storage, worker: int = 0) -> optuna.Study:
-    return optuna.create_study(
+    """Study ``name``, created or loaded, with worker ``worker``'s sampler (seeded anew when the study holds trials:
+    :func:`make_sampler`)."""
+    study = optuna.create_study(
         study_name=name,
         storage=storage,
-        sampler=make_sampler(cfg.study.sampler, cfg.study.seed, worker),
         pruner=make_pruner(cfg.study.pruner, space.base.training.epochs) if prunes(cfg.study.objectives)
         else optuna.pruners.NopPruner(),
         directions=directions(cfg.study.objectives),
         load_if_exists=True,
     )
+    started = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))  # not a grid's queue
+    study.sampler = make_sampler(cfg.study.sampler, cfg.study.seed, worker, resumed=started)
+    return study
 
 
 def _fail_stale_trials(study: optuna.Study, storage: optuna.storages.RDBStorage, grace_period: float) -> None:

@@ -36,6 +36,16 @@ SAMPLERS: dict[str, Sampler] = {
 }
 
 
-def make_sampler(name: str, seed: int, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler ``name``; each worker gets its own seed so that parallel workers do not propose twins."""
-    return SAMPLERS[name].make(seed + 1000 * worker)
+#: what the seed adds per worker, so that parallel workers do not propose twins
+WORKER_SEED_STRIDE = 1000
+#: what the seed adds per trial a study already holds when a process loads it: a prime, so that no (worker, trials)
+#: pair lands on another's seed for fewer than that many workers
+RESUME_SEED_STRIDE = 1_000_003
+
+
+def make_sampler(name: str, seed: int, worker: int = 0, resumed: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler ``name``; each worker gets its own seed so that parallel workers do not propose twins, and a
+    process that loads a study already holding ``resumed`` trials gets another, so that it does not propose the
+    first run's trials again (a seeded sampler in a new process starts its random stream afresh: TPE's and
+    NSGA-II's first, random trials would be the same ones). A study run in one go draws what ``seed`` draws."""
+    return SAMPLERS[name].make((seed + WORKER_SEED_STRIDE * worker + RESUME_SEED_STRIDE * resumed) % 2**32)

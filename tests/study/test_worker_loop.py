@@ -25,6 +25,7 @@ from storage import open_storage
 from study import _spawn
 from study._config import StudyConfig
 from study._runner import _create_or_load, _heartbeat, _lacking, _Reporter, prepare, queue_missing, run_trials
+from study._samplers import SAMPLERS
 
 
 def _setup(tmp_path, **study):
@@ -33,6 +34,32 @@ def _setup(tmp_path, **study):
     prepare(cfg, storage)
     (name, space), = cfg.studies()
     return cfg, storage, _create_or_load(cfg, name, space, storage), space
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_a_resumed_study_draws_new_trials_and_a_fresh_one_draws_what_its_seed_draws(tmp_path, sampler):
+    """A seeded sampler in a new process starts its random stream afresh: a study stopped and run again used to
+    propose the trials of its first run again (every sampler's first trials are random)."""
+    def drawn(db: str, count: int = 3) -> list[float]:
+        path = study_yaml(tmp_path, sampler=sampler, n_trials=6, storage=f"sqlite:///{tmp_path / db}")
+        data = yaml.safe_load(path.read_text())
+        data["search"] = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}
+        cfg = StudyConfig.from_dict(data)
+        storage = open_storage(cfg.study.storage)
+        prepare(cfg, storage)
+        (name, space), = cfg.studies()
+        study = _create_or_load(cfg, name, space, storage)  # what a worker starting now loads
+        lrs = []
+        for _ in range(count):
+            trial = study.ask()
+            lrs.append(space.suggest(trial).training.lr)
+            study.tell(trial, 0.5)
+        return lrs
+
+    first = drawn("a.db")
+    assert drawn("b.db") == first  # another study of the same seed, run in one go: reproducible
+    resumed = drawn("a.db")
+    assert not set(resumed) & set(first), (first, resumed)
 
 
 def _objective(space, name):
