@@ -45,7 +45,7 @@ def test_a_resumed_study_draws_new_trials_and_a_fresh_one_draws_what_its_seed_dr
         data = yaml.safe_load(path.read_text())
         data["search"] = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}
         cfg = StudyConfig.from_dict(data)
-        storage = open_storage(cfg.study.storage)
+        storage = open_storage(cfg.study.storage, heartbeat_interval=None)  # asked and told here, not optimized
         prepare(cfg, storage)
         (name, space), = cfg.studies()
         study = _create_or_load(cfg, name, space, storage)  # what a worker starting now loads
